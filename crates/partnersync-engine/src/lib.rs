@@ -1,0 +1,3 @@
+//! The sync engine: read → evaluate → match → plan → guard → apply → record (work in
+//! progress).
+#![deny(missing_docs)]

@@ -1,0 +1,2 @@
+//! A local, stateful Microsoft Graph (work in progress).
+#![deny(missing_docs)]

@@ -1,0 +1,2 @@
+//! rules (wip)
+#![deny(missing_docs)]

@@ -1,0 +1,2 @@
+//! partnersync (wip facade)
+pub use partnersync_core as core;
