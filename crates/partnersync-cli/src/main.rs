@@ -1,1 +1,40 @@
-fn main() {}
+//! `partnersync`: the command-line tool. A thin layer over the library crates: it parses
+//! arguments, reads files, calls the crates and turns their results into output and exit
+//! codes. No sync logic lives here.
+
+mod eval;
+mod rules;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Sync locally-managed partner accounts from Active Directory / LDAP into Entra ID as B2B
+/// guests.
+#[derive(Parser)]
+#[command(name = "partnersync", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Evaluate one expression against one object and print the result as JSON.
+    ///
+    /// Exit codes: 0 a value was printed; 2 the expression does not parse (diagnostic on
+    /// stderr); 3 the expression raised Error(...) or failed at run time
+    /// ({"error": "..."} on stdout).
+    Eval(eval::EvalArgs),
+    /// Work with sync rules: run rule tests, explain what the rules do to an entry.
+    #[command(subcommand)]
+    Rules(rules::RulesCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Eval(args) => eval::run(args),
+        Command::Rules(cmd) => rules::run(cmd),
+    }
+}
