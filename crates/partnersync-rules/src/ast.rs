@@ -73,6 +73,10 @@ pub struct Call {
     pub args: Vec<Option<Expr>>,
     /// Work done once at compile time (a regex, a ReplaceChars table).
     pub(crate) cache: Option<Arc<Precomputed>>,
+    /// For arguments that take a whole set of values: the attributes used inside them
+    /// where one value is expected, so the argument runs once per value of such an
+    /// attribute (`RemoveDuplicates(Trim([proxyAddresses]))`).
+    pub(crate) lifts: Vec<(usize, Box<[Box<str>]>)>,
 }
 
 impl PartialEq for Call {

@@ -167,7 +167,10 @@ fn var_name(call: &Call) -> &str {
 
 fn eval_arg<'a>(ev: &mut Evaluator<'a>, call: &'a Call, i: usize) -> Res<'a> {
     match call.args.get(i) {
-        Some(Some(e)) => ev.eval(e),
+        Some(Some(e)) => match call.lifts.iter().find(|(at, _)| *at == i) {
+            Some((_, names)) => ev.eval_lifted(e, names),
+            None => ev.eval(e),
+        },
         _ => Ok(Value::Null),
     }
 }
@@ -924,7 +927,7 @@ fn replace_provisioning<'a>(ev: &mut Evaluator<'a>, call: &'a Call) -> Res<'a> {
         };
         let rep = match &replacement {
             Value::Null => String::new(),
-            v => text::dotnet_replacement(&ev.text(v, name)?),
+            v => text::dotnet_replacement_for(&re, &ev.text(v, name)?),
         };
         return Ok(match re.replace_all(&s, rep.as_str()) {
             Cow::Borrowed(_) => Value::Str(s),

@@ -135,17 +135,23 @@ impl<'a> Evaluator<'a> {
     /// Evaluates a whole flow expression, lifting it over a multi-valued attribute used
     /// where one value is expected.
     pub(crate) fn run(&mut self, expr: &'a Expr, lifted: &'a [Box<str>]) -> Result<Outcome<'a>, EvalError> {
-        let result = match self.lift_target(lifted) {
-            Ok(None) => self.eval(expr),
-            Ok(Some((name, values))) => self.eval_per_value(expr, name, values),
-            Err(e) => Err(e),
-        };
-        match result {
+        match self.eval_lifted(expr, lifted) {
             Ok(v) => Ok(Outcome::Value(v)),
             Err(Stop::Error(e)) => Err(e),
             Err(Stop::AuthoritativeNull) => Ok(Outcome::AuthoritativeNull),
             Err(Stop::IgnoreThisFlow) => Ok(Outcome::IgnoreThisFlow),
             Err(Stop::IgnoreFlow) => Ok(Outcome::IgnoreFlow),
+        }
+    }
+
+    /// Evaluates `expr`, once per value when one of `lifted` is multi-valued.
+    pub(crate) fn eval_lifted(&mut self, expr: &'a Expr, lifted: &'a [Box<str>]) -> Res<'a> {
+        if lifted.is_empty() {
+            return self.eval(expr);
+        }
+        match self.lift_target(lifted)? {
+            None => self.eval(expr),
+            Some((name, values)) => self.eval_per_value(expr, name, values),
         }
     }
 
@@ -166,16 +172,25 @@ impl<'a> Evaluator<'a> {
 
     fn eval_per_value(&mut self, expr: &'a Expr, name: &'a str, values: Vec<Value<'a>>) -> Res<'a> {
         let mut out = Vec::with_capacity(values.len());
+        let outer = self.bound.take();
         for v in values {
             self.bound = Some((name, v));
             let r = self.eval(expr);
             self.bound = None;
-            match r? {
+            let r = match r {
+                Ok(v) => v,
+                Err(e) => {
+                    self.bound = outer;
+                    return Err(e);
+                }
+            };
+            match r {
                 Value::Null => {}
                 Value::Multi(vs) => out.extend(vs),
                 v => out.push(v),
             }
         }
+        self.bound = outer;
         Ok(if out.is_empty() { Value::Null } else { Value::Multi(out) })
     }
 

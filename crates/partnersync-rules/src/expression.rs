@@ -39,13 +39,8 @@ impl Expression {
                 .help("variables are defined by the first argument of Select, Where or With"));
         }
         let mut lifted: Vec<Box<str>> = Vec::new();
-        expr.walk(&mut |e| {
-            if let Expr::Attr(a) = e {
-                if a.position == Position::Scalar && !lifted.iter().any(|n| n.eq_ignore_ascii_case(&a.name)) {
-                    lifted.push(a.name.clone());
-                }
-            }
-        });
+        scalar_attributes(&expr, &mut lifted);
+        plan_lifts(&mut expr);
         Ok(Expression { inner: Arc::new(Compiled { source: source.to_string(), dialect, expr, lifted }) })
     }
 
@@ -91,6 +86,61 @@ fn annotate(expr: &mut Expr, pos: Position) {
                     annotate(a, func.position(i).within(pos));
                 }
             }
+        }
+        _ => {}
+    }
+}
+
+/// The attributes `expr` uses where one value is expected, not counting those inside
+/// arguments that take a whole set (those lift on their own).
+fn scalar_attributes(expr: &Expr, out: &mut Vec<Box<str>>) {
+    match expr {
+        Expr::Attr(a) => {
+            if a.position == Position::Scalar && !out.iter().any(|n| n.eq_ignore_ascii_case(&a.name)) {
+                out.push(a.name.clone());
+            }
+        }
+        Expr::Binary(_, l, r) => {
+            scalar_attributes(l, out);
+            scalar_attributes(r, out);
+        }
+        Expr::Neg(e) => scalar_attributes(e, out),
+        Expr::Call(call) => {
+            for (i, arg) in call.args.iter().enumerate() {
+                if let Some(a) = arg {
+                    if call.func.position(i) != crate::functions::ArgPosition::Whole {
+                        scalar_attributes(a, out);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Records, on every call, which whole-set arguments must run per value.
+fn plan_lifts(expr: &mut Expr) {
+    match expr {
+        Expr::Binary(_, l, r) => {
+            plan_lifts(l);
+            plan_lifts(r);
+        }
+        Expr::Neg(e) => plan_lifts(e),
+        Expr::Call(call) => {
+            let mut lifts = Vec::new();
+            for (i, arg) in call.args.iter_mut().enumerate() {
+                if let Some(a) = arg {
+                    plan_lifts(a);
+                    if call.func.position(i) == crate::functions::ArgPosition::Whole {
+                        let mut names = Vec::new();
+                        scalar_attributes(a, &mut names);
+                        if !names.is_empty() {
+                            lifts.push((i, names.into_boxed_slice()));
+                        }
+                    }
+                }
+            }
+            call.lifts = lifts;
         }
         _ => {}
     }

@@ -261,6 +261,9 @@ pub fn suggest(dialect: Dialect, name: &str) -> Option<String> {
     {
         return Some(format!("'{name}' is not a {dialect} function; write {instead}"));
     }
+    if let Some(s) = lookup(dialect.other(), name) {
+        return Some(format!("'{}' belongs to the {} dialect", s.name, dialect.other()));
+    }
     let best = t
         .iter()
         .map(|s| (edit_distance(&s.name.to_ascii_lowercase(), &name.to_ascii_lowercase()), s.name))
@@ -269,9 +272,6 @@ pub fn suggest(dialect: Dialect, name: &str) -> Option<String> {
         if d <= 2.max(name.len() / 4) {
             return Some(format!("did you mean '{n}'?"));
         }
-    }
-    if let Some(s) = lookup(dialect.other(), name) {
-        return Some(format!("'{}' belongs to the {} dialect", s.name, dialect.other()));
     }
     None
 }

@@ -578,7 +578,7 @@ impl Parser<'_> {
         }
         self.depth -= 1;
         let call_end = self.lex.pos.min(self.start);
-        let call = Call { func: sig.func, args, cache: None };
+        let call = Call { func: sig.func, args, cache: None, lifts: Vec::new() };
         functions::check_call(self.dialect, sig, &call).map_err(|(msg, help)| {
             let e = ParseError::at(self.lex.src, start, end.max(call_end.min(end)), msg);
             match help { Some(h) => e.help(h), None => e }

@@ -183,6 +183,17 @@ impl ScopeClause {
     /// Whether `entry` satisfies the clause.
     pub fn matches(&self, entry: &dyn AttributeLookup) -> Result<bool, String> {
         use ScopeOperator::*;
+        if matches!(self.operator, IsMemberOf | IsNotMemberOf) {
+            // Membership is read from the entry's memberOf values whatever attribute the
+            // clause names (Connect's clause carries the group DN as its value).
+            let target = normalize_dn(&self.value);
+            let member = entry
+                .lookup("memberOf")
+                .unwrap_or(&[])
+                .iter()
+                .any(|v| normalize_dn(&v.to_text_lossy()) == target);
+            return Ok(if self.operator == IsMemberOf { member } else { !member });
+        }
         let values: Vec<std::borrow::Cow<'_, str>> = entry
             .lookup(&self.attribute)
             .unwrap_or(&[])
@@ -242,16 +253,7 @@ impl ScopeClause {
                 let set = any(&|a| Ok(int(a)? & mask == mask))?;
                 if op == IsBitSet { set } else { !set }
             }
-            IsMemberOf | IsNotMemberOf => {
-                let groups: Vec<String> = entry
-                    .lookup("memberOf")
-                    .unwrap_or(&[])
-                    .iter()
-                    .map(|v| normalize_dn(&v.to_text_lossy()))
-                    .collect();
-                let member = groups.contains(&normalize_dn(value));
-                if op == IsMemberOf { member } else { !member }
-            }
+            IsMemberOf | IsNotMemberOf => false,
             ProvEquals => any(&|a| Ok(a == value))?,
             ProvNotEquals => !any(&|a| Ok(a == value))?,
             ProvIsTrue => any(&|a| Ok(a.trim().eq_ignore_ascii_case("true")))?,
