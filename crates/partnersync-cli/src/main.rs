@@ -32,9 +32,28 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    quiet_broken_pipe();
     let cli = Cli::parse();
     match cli.command {
         Command::Eval(args) => eval::run(args),
         Command::Rules(cmd) => rules::run(cmd),
     }
+}
+
+/// `partnersync rules explain ... | head` must end quietly when the reader goes away,
+/// not with a panic about a broken pipe.
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }

@@ -118,9 +118,20 @@ pub(crate) fn explain(config: &Path, ldif: Option<&Path>, attributes: Option<&st
                 println!("  not in scope: {} (scope: {})", r.name, r.scope);
             }
         }
+        if !ev.trace.is_empty() {
+            println!("  flows (* = decided the attribute):");
+        }
         for t in &ev.trace {
             let mark = if t.won { "*" } else { " " };
-            println!("  {mark} {:<22} {} [{}] {:?} -> {}", t.target, t.rule, t.precedence, t.kind, t.result);
+            let note = t.note.as_deref().map(|n| format!("   ({n})")).unwrap_or_default();
+            println!(
+                "  {mark} {:<20} {:>5}  {:<32} {:<10} -> {}{note}",
+                t.target,
+                t.precedence,
+                t.rule,
+                format!("{:?}", t.kind),
+                t.result
+            );
         }
         println!("  result:");
         for a in &ev.attributes {
@@ -169,5 +180,7 @@ pub(crate) fn entries(
 }
 
 fn read_ldif(path: &Path) -> Result<Vec<partnersync_core::Entry>, String> {
-    Err(format!("{}: LDIF input is not wired yet", path.display()))
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    partnersync_source::ldif::parse_entries(&bytes, path, &partnersync_source::AnchorPolicy::default())
+        .map_err(|e| e.to_string())
 }

@@ -140,8 +140,12 @@ pub struct FlowTrace {
     pub kind: FlowKind,
     /// What the flow reads.
     pub source: String,
-    /// The result: a JSON value, a sentinel, an error, or `skipped (apply once)`.
+    /// The flow's value as JSON: a value, `{"sentinel": ...}` or `{"error": ...}`; `null`
+    /// when the flow was skipped.
     pub result: serde_json::Value,
+    /// Why the flow did not count, when it did not (lost to higher precedence, apply once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// Whether this flow decided the attribute.
     pub won: bool,
 }
@@ -337,7 +341,7 @@ impl RuleSet {
                 }
                 let rule = &self.rules[ri];
                 let flow = &rule.flows[fi];
-                let record = |result: serde_json::Value, won: bool, ev: &mut Evaluation| {
+                let record = |result: serde_json::Value, note: Option<&str>, won: bool, ev: &mut Evaluation| {
                     if trace {
                         ev.trace.push(FlowTrace {
                             rule: rule.name.clone(),
@@ -346,25 +350,32 @@ impl RuleSet {
                             kind: flow.kind,
                             source: flow.source.0.clone(),
                             result,
+                            note: note.map(str::to_string),
                             won,
                         });
                     }
                 };
-                if decided {
-                    record(serde_json::json!("not used: a higher-precedence rule decided"), false, &mut ev);
+                if flow.apply_once && mode == EvaluationMode::Update {
+                    record(serde_json::Value::Null, Some("skipped: apply once, and the object exists"), false, &mut ev);
                     continue;
                 }
-                if flow.apply_once && mode == EvaluationMode::Update {
-                    record(serde_json::json!("skipped: apply once, and the object exists"), false, &mut ev);
+                if decided {
+                    if trace {
+                        let shown = match flow.expression.evaluate(entry, &self.context) {
+                            Ok(o) => o.to_json(rule.dialect),
+                            Err(e) => serde_json::json!({ "error": e.message }),
+                        };
+                        record(shown, Some("not used: a higher-precedence rule decided"), false, &mut ev);
+                    }
                     continue;
                 }
                 match flow.expression.evaluate(entry, &self.context) {
                     Ok(Outcome::Value(Value::Null)) => {
-                        record(serde_json::Value::Null, false, &mut ev);
+                        record(serde_json::Value::Null, None, false, &mut ev);
                         null_from.get_or_insert((ri, fi));
                     }
                     Ok(Outcome::Value(v)) => {
-                        record(v.to_json(rule.dialect), true, &mut ev);
+                        record(v.to_json(rule.dialect), None, true, &mut ev);
                         let values = match v {
                             Value::Multi(vs) => vs.into_iter().map(Value::into_owned).collect(),
                             one => vec![one.into_owned()],
@@ -373,15 +384,15 @@ impl RuleSet {
                         decided = true;
                     }
                     Ok(Outcome::AuthoritativeNull) => {
-                        record(Outcome::AuthoritativeNull.to_json(rule.dialect), true, &mut ev);
+                        record(Outcome::AuthoritativeNull.to_json(rule.dialect), None, true, &mut ev);
                         ev.attributes.push(AttributeResult { target: target.clone(), values: None, rule: rule.name.clone(), apply_once: flow.apply_once });
                         decided = true;
                     }
                     Ok(o @ (Outcome::IgnoreThisFlow | Outcome::IgnoreFlow)) => {
-                        record(o.to_json(rule.dialect), false, &mut ev);
+                        record(o.to_json(rule.dialect), None, false, &mut ev);
                     }
                     Err(e) => {
-                        record(serde_json::json!({ "error": e.message }), true, &mut ev);
+                        record(serde_json::json!({ "error": e.message }), None, true, &mut ev);
                         ev.errors.push(ObjectError { rule: rule.name.clone(), attribute: Some(target.clone()), message: e.message, raised: e.raised });
                         decided = true;
                     }

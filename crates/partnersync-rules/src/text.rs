@@ -1575,6 +1575,7 @@ fn translate_class(
     }
 }
 
+#[cfg(test)]
 /// Convert a .NET replacement string to the `regex` crate's syntax, assuming every group it
 /// references exists (see [`dotnet_replacement_for`] when the regex is at hand).
 ///

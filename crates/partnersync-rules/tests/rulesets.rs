@@ -187,7 +187,7 @@ fn apply_once_flows_run_only_on_create() {
     assert!(create.attribute("department").unwrap().apply_once);
     let update = rules.evaluate_with(&e, EvaluationMode::Update, true);
     assert_eq!(update.attribute("department").unwrap().rule, "normal");
-    assert!(update.trace.iter().any(|t| t.result.as_str().is_some_and(|s| s.contains("apply once"))));
+    assert!(update.trace.iter().any(|t| t.note.as_deref().is_some_and(|s| s.contains("apply once"))));
 }
 
 #[test]
