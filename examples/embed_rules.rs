@@ -19,11 +19,17 @@ expression = '''IIF(IsPresent([userPrincipalName]),
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rules = RuleSet::from_toml_str(RULES)?;
     for upn in ["ana@partners.contoso.com", "dana@contoso.com"] {
-        let mut entry = Entry::new(Anchor::from_guid_str("6f1c2b3a-0d4e-4f51-9a62-7b8c9d0e1f21")?, "CN=x,DC=contoso,DC=com");
+        let mut entry = Entry::new(
+            Anchor::from_guid_str("6f1c2b3a-0d4e-4f51-9a62-7b8c9d0e1f21")?,
+            "CN=x,DC=contoso,DC=com",
+        );
         entry.attributes.insert_text("userPrincipalName", upn);
         println!("{upn}: {:?}", rules.user_type(&entry)?);
     }
-    let nameless = Entry::new(Anchor::from_bytes(vec![1; 16])?, "CN=no upn,DC=contoso,DC=com");
+    let nameless = Entry::new(
+        Anchor::from_bytes(vec![1; 16])?,
+        "CN=no upn,DC=contoso,DC=com",
+    );
     println!("no UPN: {}", rules.user_type(&nameless).unwrap_err());
     Ok(())
 }

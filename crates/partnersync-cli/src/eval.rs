@@ -47,7 +47,9 @@ pub fn run(args: EvalArgs) -> ExitCode {
     if let Some(p) = &args.parameters {
         match serde_json::from_str::<HashMap<String, String>>(p) {
             Ok(v) => ctx.parameters = v,
-            Err(e) => return usage_error(format!("--parameters is not a JSON object of strings: {e}")),
+            Err(e) => {
+                return usage_error(format!("--parameters is not a JSON object of strings: {e}"))
+            }
         }
     }
     let attributes = match &args.attributes {

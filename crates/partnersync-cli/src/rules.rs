@@ -22,7 +22,11 @@ pub enum RulesCommand {
         #[arg(long)]
         config: PathBuf,
         /// Entries to explain, from an LDIF file.
-        #[arg(long, conflicts_with = "attributes", required_unless_present = "attributes")]
+        #[arg(
+            long,
+            conflicts_with = "attributes",
+            required_unless_present = "attributes"
+        )]
         ldif: Option<PathBuf>,
         /// One entry's attributes as JSON: {"name": "value" | ["v1", "v2"]}.
         #[arg(long)]
@@ -36,9 +40,12 @@ pub enum RulesCommand {
 pub fn run(cmd: RulesCommand) -> ExitCode {
     match cmd {
         RulesCommand::Test { config, json } => test(&config, json),
-        RulesCommand::Explain { config, ldif, attributes, json } => {
-            crate::rules::explain(&config, ldif.as_deref(), attributes.as_deref(), json)
-        }
+        RulesCommand::Explain {
+            config,
+            ldif,
+            attributes,
+            json,
+        } => crate::rules::explain(&config, ldif.as_deref(), attributes.as_deref(), json),
     }
 }
 
@@ -60,7 +67,10 @@ fn test(path: &Path, json: bool) -> ExitCode {
     };
     let report: TestReport = rules.run_tests();
     if json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
     } else {
         for o in &report.outcomes {
             if o.passed() {
@@ -86,7 +96,12 @@ fn test(path: &Path, json: bool) -> ExitCode {
     }
 }
 
-pub(crate) fn explain(config: &Path, ldif: Option<&Path>, attributes: Option<&str>, json: bool) -> ExitCode {
+pub(crate) fn explain(
+    config: &Path,
+    ldif: Option<&Path>,
+    attributes: Option<&str>,
+    json: bool,
+) -> ExitCode {
     let rules = match load(config) {
         Ok(r) => r,
         Err(code) => return code,
@@ -123,7 +138,11 @@ pub(crate) fn explain(config: &Path, ldif: Option<&Path>, attributes: Option<&st
         }
         for t in &ev.trace {
             let mark = if t.won { "*" } else { " " };
-            let note = t.note.as_deref().map(|n| format!("   ({n})")).unwrap_or_default();
+            let note = t
+                .note
+                .as_deref()
+                .map(|n| format!("   ({n})"))
+                .unwrap_or_default();
             println!(
                 "  {mark} {:<20} {:>5}  {:<32} {:<10} -> {}{note}",
                 t.target,
@@ -138,7 +157,12 @@ pub(crate) fn explain(config: &Path, ldif: Option<&Path>, attributes: Option<&st
             let v = match &a.values {
                 None => "(cleared)".to_string(),
                 Some(vs) if vs.len() == 1 => vs[0].to_json(r_dialect(&rules, &a.rule)).to_string(),
-                Some(vs) => serde_json::Value::Array(vs.iter().map(|x| x.to_json(r_dialect(&rules, &a.rule))).collect()).to_string(),
+                Some(vs) => serde_json::Value::Array(
+                    vs.iter()
+                        .map(|x| x.to_json(r_dialect(&rules, &a.rule)))
+                        .collect(),
+                )
+                .to_string(),
             };
             let once = if a.apply_once { " (apply once)" } else { "" };
             println!("    {} = {v}   <- {}{once}", a.target, a.rule);
@@ -156,7 +180,12 @@ pub(crate) fn explain(config: &Path, ldif: Option<&Path>, attributes: Option<&st
 }
 
 fn r_dialect(rules: &RuleSet, name: &str) -> partnersync_rules::Dialect {
-    rules.rules().iter().find(|r| r.name == name).map(|r| r.dialect).unwrap_or_default()
+    rules
+        .rules()
+        .iter()
+        .find(|r| r.name == name)
+        .map(|r| r.dialect)
+        .unwrap_or_default()
 }
 
 pub(crate) fn entries(
@@ -165,10 +194,15 @@ pub(crate) fn entries(
     rules: &RuleSet,
 ) -> Result<Vec<partnersync_core::Entry>, String> {
     if let Some(a) = attributes {
-        let json: serde_json::Value = serde_json::from_str(a).map_err(|e| format!("--attributes is not valid JSON: {e}"))?;
+        let json: serde_json::Value =
+            serde_json::from_str(a).map_err(|e| format!("--attributes is not valid JSON: {e}"))?;
         let attrs = partnersync_rules::attributes_from_json(&json, &rules.context().types)?;
-        let dn = attrs.first_text("distinguishedName").unwrap_or("(from --attributes)").to_string();
-        let anchor = partnersync_core::Anchor::from_bytes(vec![0u8; 16]).map_err(|e| e.to_string())?;
+        let dn = attrs
+            .first_text("distinguishedName")
+            .unwrap_or("(from --attributes)")
+            .to_string();
+        let anchor =
+            partnersync_core::Anchor::from_bytes(vec![0u8; 16]).map_err(|e| e.to_string())?;
         let mut entry = partnersync_core::Entry::new(anchor, dn);
         entry.attributes = attrs;
         return Ok(vec![entry]);
@@ -181,6 +215,10 @@ pub(crate) fn entries(
 
 fn read_ldif(path: &Path) -> Result<Vec<partnersync_core::Entry>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    partnersync_source::ldif::parse_entries(&bytes, path, &partnersync_source::AnchorPolicy::default())
-        .map_err(|e| e.to_string())
+    partnersync_source::ldif::parse_entries(
+        &bytes,
+        path,
+        &partnersync_source::AnchorPolicy::default(),
+    )
+    .map_err(|e| e.to_string())
 }

@@ -9,20 +9,33 @@ fn bin() -> Command {
 }
 
 fn repo(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
 }
 
 fn eval(args: &[&str]) -> (i32, serde_json::Value, String) {
     let out: Output = bin().arg("eval").args(args).output().unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
-    let json = if stdout.trim().is_empty() { serde_json::Value::Null } else { serde_json::from_str(stdout.trim()).unwrap() };
-    (out.status.code().unwrap(), json, String::from_utf8(out.stderr).unwrap())
+    let json = if stdout.trim().is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(stdout.trim()).unwrap()
+    };
+    (
+        out.status.code().unwrap(),
+        json,
+        String::from_utf8(out.stderr).unwrap(),
+    )
 }
 
 #[test]
 fn eval_prints_one_json_value() {
-    let (code, v, _) = eval(&["--attributes", r#"{"userPrincipalName": "ana@partners.contoso.com"}"#,
-        r#"IIF(InStr(LCase([userPrincipalName]), "@partners.contoso.com") > 0, "Guest", "Member")"#]);
+    let (code, v, _) = eval(&[
+        "--attributes",
+        r#"{"userPrincipalName": "ana@partners.contoso.com"}"#,
+        r#"IIF(InStr(LCase([userPrincipalName]), "@partners.contoso.com") > 0, "Guest", "Member")"#,
+    ]);
     assert_eq!((code, v), (0, serde_json::json!("Guest")));
     let (code, v, _) = eval(&["10-2*3"]);
     assert_eq!((code, v), (0, serde_json::json!(24)));
@@ -37,18 +50,31 @@ fn eval_prints_one_json_value() {
 #[test]
 fn eval_prints_sentinels() {
     let (code, v, _) = eval(&["AuthoritativeNull"]);
-    assert_eq!((code, v), (0, serde_json::json!({"sentinel": "AuthoritativeNull"})));
+    assert_eq!(
+        (code, v),
+        (0, serde_json::json!({"sentinel": "AuthoritativeNull"}))
+    );
     let (code, v, _) = eval(&["IgnoreThisFlow"]);
-    assert_eq!((code, v), (0, serde_json::json!({"sentinel": "IgnoreThisFlow"})));
+    assert_eq!(
+        (code, v),
+        (0, serde_json::json!({"sentinel": "IgnoreThisFlow"}))
+    );
     let (code, v, _) = eval(&["--dialect", "provisioning", "IgnoreFlowIfNullOrEmpty([x])"]);
-    assert_eq!((code, v), (0, serde_json::json!({"sentinel": "IgnoreFlow"})));
+    assert_eq!(
+        (code, v),
+        (0, serde_json::json!({"sentinel": "IgnoreFlow"}))
+    );
 }
 
 #[test]
 fn eval_error_exits_3_with_the_message_on_stdout() {
-    let (code, v, _) = eval(&[r#"Error("UserPrincipalName is not present to determine UserType")"#]);
+    let (code, v, _) =
+        eval(&[r#"Error("UserPrincipalName is not present to determine UserType")"#]);
     assert_eq!(code, 3);
-    assert_eq!(v, serde_json::json!({"error": "UserPrincipalName is not present to determine UserType"}));
+    assert_eq!(
+        v,
+        serde_json::json!({"error": "UserPrincipalName is not present to determine UserType"})
+    );
     let (code, v, _) = eval(&["CNum(\"abc\")"]);
     assert_eq!(code, 3);
     assert!(v["error"].as_str().unwrap().contains("not a number"));
@@ -66,12 +92,29 @@ fn eval_parse_error_exits_2_with_a_caret_diagnostic() {
 
 #[test]
 fn eval_uses_types_and_dialects() {
-    let (code, v, _) = eval(&["--attributes", r#"{"uac": "514"}"#, "--types", r#"{"uac": "num"}"#, "BitAnd([uac], 2)"]);
+    let (code, v, _) = eval(&[
+        "--attributes",
+        r#"{"uac": "514"}"#,
+        "--types",
+        r#"{"uac": "num"}"#,
+        "BitAnd([uac], 2)",
+    ]);
     assert_eq!((code, v), (0, serde_json::json!(2)));
-    let (code, v, _) = eval(&["--attributes", r#"{"p": "one"}"#, "--types", r#"{"p": "mvstring"}"#, "Trim([p])"]);
+    let (code, v, _) = eval(&[
+        "--attributes",
+        r#"{"p": "one"}"#,
+        "--types",
+        r#"{"p": "mvstring"}"#,
+        "Trim([p])",
+    ]);
     assert_eq!((code, v), (0, serde_json::json!(["one"])));
-    let (code, v, _) = eval(&["--dialect", "provisioning", "--attributes", r#"{"mobile": "+1 (555) 123-4567"}"#,
-        r#"Replace([mobile], , "[()\\s-]+", , "", , )"#]);
+    let (code, v, _) = eval(&[
+        "--dialect",
+        "provisioning",
+        "--attributes",
+        r#"{"mobile": "+1 (555) 123-4567"}"#,
+        r#"Replace([mobile], , "[()\\s-]+", , "", , )"#,
+    ]);
     assert_eq!((code, v), (0, serde_json::json!("+15551234567")));
     let (code, _, err) = eval(&["--dialect", "cloudsync", "1"]);
     assert_eq!(code, 2);
@@ -83,8 +126,16 @@ fn eval_uses_types_and_dialects() {
 
 #[test]
 fn rules_test_passes_on_the_recipes_and_fails_with_a_diff() {
-    for cfg in ["examples/partnersync.toml", "examples/rules/usertype-upn-suffix.toml", "examples/rules/usertype-extensionattribute1.toml"] {
-        let out = bin().args(["rules", "test", "--config"]).arg(repo(cfg)).output().unwrap();
+    for cfg in [
+        "examples/partnersync.toml",
+        "examples/rules/usertype-upn-suffix.toml",
+        "examples/rules/usertype-extensionattribute1.toml",
+    ] {
+        let out = bin()
+            .args(["rules", "test", "--config"])
+            .arg(repo(cfg))
+            .output()
+            .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{cfg}: {stdout}");
         assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
@@ -92,7 +143,9 @@ fn rules_test_passes_on_the_recipes_and_fails_with_a_diff() {
     let dir = std::env::temp_dir().join(format!("partnersync-cli-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("failing.toml");
-    std::fs::write(&cfg, r#"
+    std::fs::write(
+        &cfg,
+        r#"
 [[rule]]
 name = "ut"
 precedence = 1
@@ -103,13 +156,22 @@ constant = "Member"
 name = "should be a guest"
 attributes = { userPrincipalName = "a@partners.contoso.com" }
 expect = { userType = "Guest" }
-"#).unwrap();
-    let out = bin().args(["rules", "test", "--config"]).arg(&cfg).output().unwrap();
+"#,
+    )
+    .unwrap();
+    let out = bin()
+        .args(["rules", "test", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout.contains("FAIL  should be a guest"), "{stdout}");
     assert!(stdout.contains("- expected: \"Guest\""), "{stdout}");
-    assert!(stdout.contains("+ actual:   \"Member\" (rule \"ut\")"), "{stdout}");
+    assert!(
+        stdout.contains("+ actual:   \"Member\" (rule \"ut\")"),
+        "{stdout}"
+    );
     assert!(stdout.contains("0 passed, 1 failed"), "{stdout}");
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -124,10 +186,24 @@ fn rules_explain_shows_rules_flows_and_result() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("CN=Elena Rossi,OU=Partners,DC=contoso,DC=com"), "{stdout}");
-    assert!(stdout.contains("rules in scope: UserType from extensionAttribute1, In from AD - User UserType"), "{stdout}");
-    assert!(stdout.contains("userType = \"Guest\"   <- In from AD - User UserType"), "{stdout}");
-    assert!(stdout.contains("CN=Chloé Dubois"), "base64 DNs are decoded: {stdout}");
+    assert!(
+        stdout.contains("CN=Elena Rossi,OU=Partners,DC=contoso,DC=com"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "rules in scope: UserType from extensionAttribute1, In from AD - User UserType"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("userType = \"Guest\"   <- In from AD - User UserType"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("CN=Chloé Dubois"),
+        "base64 DNs are decoded: {stdout}"
+    );
     assert_eq!(out.status.code(), Some(0), "{stdout}");
 
     let out = bin()
@@ -138,8 +214,14 @@ fn rules_explain_shows_rules_flows_and_result() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "an entry in error exits 3");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["evaluation"]["errors"][0]["message"], "UserPrincipalName is not present to determine UserType");
-    assert_eq!(v["evaluation"]["errors"][0]["rule"], "In from AD - User UserType");
+    assert_eq!(
+        v["evaluation"]["errors"][0]["message"],
+        "UserPrincipalName is not present to determine UserType"
+    );
+    assert_eq!(
+        v["evaluation"]["errors"][0]["rule"],
+        "In from AD - User UserType"
+    );
 }
 
 #[test]
@@ -148,9 +230,17 @@ fn bad_configuration_names_the_line() {
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("bad.toml");
     std::fs::write(&cfg, "[[rule]]\nname = \"ut\"\nprecedence = 1\n[[rule.flow]]\ntarget = \"userType\"\nexpression = 'IIF([a] = \"x\", \"Guest\")'\n").unwrap();
-    let out = bin().args(["rules", "test", "--config"]).arg(&cfg).output().unwrap();
+    let out = bin()
+        .args(["rules", "test", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr.contains("bad.toml: line 6: rule \"ut\", flow userType: IIF takes 3 arguments, got 2"), "{stderr}");
+    assert!(
+        stderr
+            .contains("bad.toml: line 6: rule \"ut\", flow userType: IIF takes 3 arguments, got 2"),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

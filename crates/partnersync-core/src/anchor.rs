@@ -97,7 +97,10 @@ pub(crate) fn guid_string_from_bytes(b: &[u8; 16]) -> String {
 /// byte order.
 pub(crate) fn guid_bytes_from_str(text: &str) -> Option<[u8; 16]> {
     let t = text.trim();
-    let t = t.strip_prefix('{').and_then(|s| s.strip_suffix('}')).unwrap_or(t);
+    let t = t
+        .strip_prefix('{')
+        .and_then(|s| s.strip_suffix('}'))
+        .unwrap_or(t);
     let groups: Vec<&str> = t.split('-').collect();
     let lens = [8, 4, 4, 4, 12];
     if groups.len() != 5 || groups.iter().zip(lens).any(|(g, l)| g.len() != l) {
@@ -123,19 +126,33 @@ mod tests {
         let a = Anchor::from_guid_str("{00112233-4455-6677-8899-aabbccddeeff}").unwrap();
         assert_eq!(
             a.as_bytes(),
-            &[0x33, 0x22, 0x11, 0x00, 0x55, 0x44, 0x77, 0x66, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff]
+            &[
+                0x33, 0x22, 0x11, 0x00, 0x55, 0x44, 0x77, 0x66, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd,
+                0xee, 0xff
+            ]
         );
-        assert_eq!(a.to_guid_string().unwrap(), "00112233-4455-6677-8899-aabbccddeeff");
+        assert_eq!(
+            a.to_guid_string().unwrap(),
+            "00112233-4455-6677-8899-aabbccddeeff"
+        );
         assert_eq!(a.to_immutable_id(), "MyIRAFVEd2aImaq7zN3u/w==");
-        assert_eq!(Anchor::from_immutable_id("MyIRAFVEd2aImaq7zN3u/w==").unwrap(), a);
+        assert_eq!(
+            Anchor::from_immutable_id("MyIRAFVEd2aImaq7zN3u/w==").unwrap(),
+            a
+        );
     }
 
     #[test]
     fn bad_input_is_rejected_with_the_text() {
         assert_eq!(Anchor::from_bytes(Vec::new()), Err(AnchorError::Empty));
-        assert!(matches!(Anchor::from_guid_str("not-a-guid"), Err(AnchorError::NotAGuid(t)) if t == "not-a-guid"));
+        assert!(
+            matches!(Anchor::from_guid_str("not-a-guid"), Err(AnchorError::NotAGuid(t)) if t == "not-a-guid")
+        );
         assert!(Anchor::from_guid_str("0011223-34455-6677-8899-aabbccddeeff").is_err());
         assert!(Anchor::from_immutable_id("***").is_err());
-        assert_eq!(Anchor::from_bytes(vec![1, 2, 3]).unwrap().to_guid_string(), None);
+        assert_eq!(
+            Anchor::from_bytes(vec![1, 2, 3]).unwrap().to_guid_string(),
+            None
+        );
     }
 }

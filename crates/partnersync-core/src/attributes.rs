@@ -161,7 +161,10 @@ impl Attributes {
 
     /// The values of `name` (case-insensitive), or `None` when absent.
     pub fn get(&self, name: &str) -> Option<&[AttributeValue]> {
-        self.items.iter().find(|(n, _)| n.matches(name)).map(|(_, v)| v.as_slice())
+        self.items
+            .iter()
+            .find(|(n, _)| n.matches(name))
+            .map(|(_, v)| v.as_slice())
     }
 
     /// The first value of `name` if it is text.
@@ -254,10 +257,16 @@ mod tests {
         attrs.insert("objectGUID", vec![0u8, 159, 146, 150]);
         assert_eq!(attrs.len(), 2);
         assert_eq!(attrs.get("proxyaddresses").unwrap().len(), 2);
-        assert_eq!(attrs.get("objectguid").unwrap()[0].as_bytes(), &[0u8, 159, 146, 150]);
+        assert_eq!(
+            attrs.get("objectguid").unwrap()[0].as_bytes(),
+            &[0u8, 159, 146, 150]
+        );
         assert_eq!(attrs.get("objectGUID").unwrap()[0].as_text(), None);
         attrs.set("proxyAddresses", vec![]);
         assert!(!attrs.contains("proxyAddresses"));
-        assert_eq!(AttributeValue::from_bytes(b"abc".to_vec()), AttributeValue::Text("abc".into()));
+        assert_eq!(
+            AttributeValue::from_bytes(b"abc".to_vec()),
+            AttributeValue::Text("abc".into())
+        );
     }
 }

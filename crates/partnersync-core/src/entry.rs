@@ -14,6 +14,10 @@ pub struct Entry {
 impl Entry {
     /// An entry with no attributes yet.
     pub fn new(anchor: Anchor, dn: impl Into<String>) -> Self {
-        Entry { anchor, dn: dn.into(), attributes: Attributes::default() }
+        Entry {
+            anchor,
+            dn: dn.into(),
+            attributes: Attributes::default(),
+        }
     }
 }

@@ -2,7 +2,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The two values Entra ID accepts for a user's `userType`, spelled exactly as Graph wants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum UserType {
     /// A member of the organisation (Entra's default for synced users).
     Member,
@@ -53,7 +55,10 @@ mod tests {
     fn only_exact_spellings_parse() {
         assert_eq!("Member".parse::<UserType>(), Ok(UserType::Member));
         assert_eq!("Guest".parse::<UserType>(), Ok(UserType::Guest));
-        assert_eq!("guest".parse::<UserType>(), Err(UserTypeError("guest".into())));
+        assert_eq!(
+            "guest".parse::<UserType>(),
+            Err(UserTypeError("guest".into()))
+        );
         assert!(" Guest".parse::<UserType>().is_err());
         assert_eq!(UserType::Guest.to_string(), "Guest");
     }

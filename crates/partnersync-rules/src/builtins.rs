@@ -21,7 +21,11 @@ pub(crate) fn call<'a>(ev: &mut Evaluator<'a>, call: &'a Call) -> Res<'a> {
     match call.func {
         Func::Iif => {
             let cond = eval_arg(ev, call, 0)?;
-            let branch = if ev.truth(&cond, "IIF's condition")? { 1 } else { 2 };
+            let branch = if ev.truth(&cond, "IIF's condition")? {
+                1
+            } else {
+                2
+            };
             eval_arg(ev, call, branch)
         }
         Func::Switch => {
@@ -109,7 +113,11 @@ pub(crate) fn call<'a>(ev: &mut Evaluator<'a>, call: &'a Call) -> Res<'a> {
                     }
                 }
             }
-            Ok(if out.is_empty() { Value::Null } else { Value::Multi(out) })
+            Ok(if out.is_empty() {
+                Value::Null
+            } else {
+                Value::Multi(out)
+            })
         }
         Func::With => {
             let var = var_name(call);
@@ -176,11 +184,15 @@ fn eval_arg<'a>(ev: &mut Evaluator<'a>, call: &'a Call, i: usize) -> Res<'a> {
 }
 
 /// Runs an eager function, once per value when a single-value argument holds several.
-fn lifted<'a>(ev: &mut Evaluator<'a>, call: &'a Call, name: &'static str, mut args: Args<'a>) -> Res<'a> {
-    let multi = args
-        .iter()
-        .enumerate()
-        .position(|(i, v)| matches!(v, Value::Multi(_)) && call.func.position(i) == ArgPosition::Scalar);
+fn lifted<'a>(
+    ev: &mut Evaluator<'a>,
+    call: &'a Call,
+    name: &'static str,
+    mut args: Args<'a>,
+) -> Res<'a> {
+    let multi = args.iter().enumerate().position(|(i, v)| {
+        matches!(v, Value::Multi(_)) && call.func.position(i) == ArgPosition::Scalar
+    });
     let Some(i) = multi else {
         return eager(ev, call, name, args);
     };
@@ -197,7 +209,11 @@ fn lifted<'a>(ev: &mut Evaluator<'a>, call: &'a Call, name: &'static str, mut ar
             v => out.push(v),
         }
     }
-    Ok(if out.is_empty() { Value::Null } else { Value::Multi(out) })
+    Ok(if out.is_empty() {
+        Value::Null
+    } else {
+        Value::Multi(out)
+    })
 }
 
 fn count(v: &Value<'_>) -> i64 {
@@ -253,16 +269,29 @@ fn err_map<T>(name: &str, r: Result<T, String>) -> Result<T, Stop> {
 
 /// Characters `s` has, counted the way VB counts them (Unicode scalar values).
 fn char_slice(s: &str, start: usize, len: usize) -> &str {
-    let mut idx = s.char_indices().map(|(i, _)| i).chain(std::iter::once(s.len()));
+    let mut idx = s
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain(std::iter::once(s.len()));
     let from = idx.nth(start).unwrap_or(s.len());
-    let to = if len == 0 { from } else { idx.nth(len - 1).unwrap_or(s.len()) };
+    let to = if len == 0 {
+        from
+    } else {
+        idx.nth(len - 1).unwrap_or(s.len())
+    };
     &s[from..to.max(from)]
 }
 
-fn date_arg<'a>(ev: &Evaluator<'a>, v: &Value<'a>, name: &str) -> Result<chrono::DateTime<Utc>, Stop> {
+fn date_arg<'a>(
+    ev: &Evaluator<'a>,
+    v: &Value<'a>,
+    name: &str,
+) -> Result<chrono::DateTime<Utc>, Stop> {
     match v {
         Value::Date(d) => Ok(*d),
-        Value::Num(_) => fail(format!("{name} needs a date; convert FILETIME numbers with DateFromNum")),
+        Value::Num(_) => fail(format!(
+            "{name} needs a date; convert FILETIME numbers with DateFromNum"
+        )),
         other => {
             let t = ev.text(other, name)?;
             err_map(name, datetime::parse_date(&t))
@@ -303,7 +332,14 @@ fn new_guid() -> String {
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let h: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 fn compare_mode<'a>(ev: &Evaluator<'a>, v: Option<&Value<'a>>, name: &str) -> Result<bool, Stop> {
@@ -317,13 +353,20 @@ fn compare_mode<'a>(ev: &Evaluator<'a>, v: Option<&Value<'a>>, name: &str) -> Re
             match t.as_ref() {
                 "vbTextCompare" | "CaseInsensitive" => Ok(true),
                 "vbBinaryCompare" | "CaseSensitive" => Ok(false),
-                x => fail(format!("{name}: unknown comparison {x:?}; use vbTextCompare or vbBinaryCompare")),
+                x => fail(format!(
+                    "{name}: unknown comparison {x:?}; use vbTextCompare or vbBinaryCompare"
+                )),
             }
         }
     }
 }
 
-fn eager<'a>(ev: &mut Evaluator<'a>, call: &'a Call, name: &'static str, args: Args<'a>) -> Res<'a> {
+fn eager<'a>(
+    ev: &mut Evaluator<'a>,
+    call: &'a Call,
+    name: &'static str,
+    args: Args<'a>,
+) -> Res<'a> {
     let mut it = args.into_iter();
     let mut next = || it.next().unwrap_or(Value::Null);
     let connect = ev.dialect == Dialect::AadConnect;
@@ -959,17 +1002,25 @@ fn replace_provisioning<'a>(ev: &mut Evaluator<'a>, call: &'a Call) -> Res<'a> {
     if !source.is_null_or_empty() {
         return Ok(source);
     }
-    let other = match call.args.get(5) {
-        Some(Some(Expr::Str(attr))) => ev.attribute(attr)?,
-        Some(Some(e)) => ev.eval(e)?,
-        _ => return fail("Replace with regexGroupName needs replacementValue or replacementAttributeName"),
-    };
+    let other =
+        match call.args.get(5) {
+            Some(Some(Expr::Str(attr))) => ev.attribute(attr)?,
+            Some(Some(e)) => ev.eval(e)?,
+            _ => return fail(
+                "Replace with regexGroupName needs replacementValue or replacementAttributeName",
+            ),
+        };
     if other.is_null() {
         return Ok(Value::Null);
     }
     let t = ev.text(&other, name)?.into_owned();
-    Ok(match re.captures(&t).and_then(|c| c.name(&group).map(|m| m.as_str().to_string())) {
-        Some(m) => Value::string(m),
-        None => Value::Null,
-    })
+    Ok(
+        match re
+            .captures(&t)
+            .and_then(|c| c.name(&group).map(|m| m.as_str().to_string()))
+        {
+            Some(m) => Value::string(m),
+            None => Value::Null,
+        },
+    )
 }

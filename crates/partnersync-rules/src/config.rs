@@ -174,15 +174,19 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-pub(crate) fn parse_types(cfg: &RuleSetConfig) -> Result<Vec<(String, AttributeType)>, ConfigError> {
+pub(crate) fn parse_types(
+    cfg: &RuleSetConfig,
+) -> Result<Vec<(String, AttributeType)>, ConfigError> {
     cfg.attribute_types
         .iter()
         .map(|(k, v)| {
-            v.parse::<AttributeType>().map(|t| (k.clone(), t)).map_err(|e| ConfigError {
-                line: None,
-                context: format!("attribute_types.{k}"),
-                message: e,
-            })
+            v.parse::<AttributeType>()
+                .map(|t| (k.clone(), t))
+                .map_err(|e| ConfigError {
+                    line: None,
+                    context: format!("attribute_types.{k}"),
+                    message: e,
+                })
         })
         .collect()
 }

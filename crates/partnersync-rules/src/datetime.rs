@@ -1150,7 +1150,7 @@ impl Input<'_> {
             let save = self.pos;
             if self.eat_str_ci(name) {
                 let len = self.pos - save;
-                if best.map_or(true, |(_, l)| len > l) {
+                if best.is_none_or(|(_, l)| len > l) {
                     best = Some((idx, len));
                 }
             }

@@ -52,7 +52,10 @@ pub struct EvalError {
 
 impl EvalError {
     pub(crate) fn new(message: impl Into<String>) -> Self {
-        EvalError { message: message.into(), raised: false }
+        EvalError {
+            message: message.into(),
+            raised: false,
+        }
     }
 }
 
@@ -85,6 +88,9 @@ pub(crate) fn fail<T>(message: impl Into<String>) -> Result<T, Stop> {
     Err(Stop::Error(EvalError::new(message)))
 }
 
+/// Decides whether a `SelectUniqueValue` candidate is still free in the target.
+pub type UniquenessCheck = Box<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// Values known to the evaluation besides the entry: Connect's `%Parameters%`, the
 /// declared attribute types, and an optional uniqueness check for `SelectUniqueValue`.
 #[derive(Default)]
@@ -96,7 +102,7 @@ pub struct Context {
     pub types: HashMap<String, AttributeType>,
     /// Decides whether a `SelectUniqueValue` candidate is free in the target; without it
     /// every candidate counts as free and the first non-empty one wins.
-    pub uniqueness: Option<Box<dyn Fn(&str) -> bool + Send + Sync>>,
+    pub uniqueness: Option<UniquenessCheck>,
 }
 
 impl fmt::Debug for Context {
@@ -114,7 +120,10 @@ impl Context {
         if self.types.is_empty() {
             return None;
         }
-        self.types.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, t)| *t)
+        self.types
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, t)| *t)
     }
 }
 
@@ -129,12 +138,22 @@ pub(crate) struct Evaluator<'a> {
 
 impl<'a> Evaluator<'a> {
     pub(crate) fn new(dialect: Dialect, input: &'a dyn AttributeLookup, ctx: &'a Context) -> Self {
-        Evaluator { dialect, input, ctx, bound: None, vars: SmallVec::new() }
+        Evaluator {
+            dialect,
+            input,
+            ctx,
+            bound: None,
+            vars: SmallVec::new(),
+        }
     }
 
     /// Evaluates a whole flow expression, lifting it over a multi-valued attribute used
     /// where one value is expected.
-    pub(crate) fn run(&mut self, expr: &'a Expr, lifted: &'a [Box<str>]) -> Result<Outcome<'a>, EvalError> {
+    pub(crate) fn run(
+        &mut self,
+        expr: &'a Expr,
+        lifted: &'a [Box<str>],
+    ) -> Result<Outcome<'a>, EvalError> {
         match self.eval_lifted(expr, lifted) {
             Ok(v) => Ok(Outcome::Value(v)),
             Err(Stop::Error(e)) => Err(e),
@@ -155,7 +174,10 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn lift_target(&self, lifted: &'a [Box<str>]) -> Result<Option<(&'a str, Vec<Value<'a>>)>, Stop> {
+    fn lift_target(
+        &self,
+        lifted: &'a [Box<str>],
+    ) -> Result<Option<(&'a str, Vec<Value<'a>>)>, Stop> {
         let mut found: Option<(&'a str, Vec<Value<'a>>)> = None;
         for name in lifted {
             if let Value::Multi(values) = self.attribute(name)? {
@@ -191,7 +213,11 @@ impl<'a> Evaluator<'a> {
             }
         }
         self.bound = outer;
-        Ok(if out.is_empty() { Value::Null } else { Value::Multi(out) })
+        Ok(if out.is_empty() {
+            Value::Null
+        } else {
+            Value::Multi(out)
+        })
     }
 
     /// Reads an attribute, applying its declared type.
@@ -264,7 +290,12 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    pub(crate) fn with_var<T>(&mut self, name: &'a str, value: Value<'a>, f: impl FnOnce(&mut Self) -> T) -> T {
+    pub(crate) fn with_var<T>(
+        &mut self,
+        name: &'a str,
+        value: Value<'a>,
+        f: impl FnOnce(&mut Self) -> T,
+    ) -> T {
         self.vars.push((name, value));
         let r = f(self);
         self.vars.pop();
@@ -318,7 +349,9 @@ impl<'a> Evaluator<'a> {
                 // VBA: NULL & "x" is "x"; NULL & NULL is NULL.
                 match (left, right) {
                     (Value::Null, Value::Null) => Ok(Value::Null),
-                    (Value::Null, v) | (v, Value::Null) => Ok(Value::string(self.text(&v, "&")?.into_owned())),
+                    (Value::Null, v) | (v, Value::Null) => {
+                        Ok(Value::string(self.text(&v, "&")?.into_owned()))
+                    }
                     (a, b) => {
                         let a = self.text(&a, "&")?;
                         let b = self.text(&b, "&")?;
@@ -389,7 +422,9 @@ impl<'a> Evaluator<'a> {
             }
             (Str(_), Bool(_)) | (Ref(_), Bool(_)) => self.compare(b, a)?.reverse(),
             (Date(x), Date(y)) => x.cmp(y),
-            (Date(x), Str(s)) => x.cmp(&datetime::parse_date(s).map_err(|e| Stop::Error(EvalError::new(e)))?),
+            (Date(x), Str(s)) => {
+                x.cmp(&datetime::parse_date(s).map_err(|e| Stop::Error(EvalError::new(e)))?)
+            }
             (Str(_), Date(_)) => self.compare(b, a)?.reverse(),
             (Bin(x), Bin(y)) => x.cmp(y),
             _ => {
@@ -418,7 +453,10 @@ impl<'a> Evaluator<'a> {
                     fail(format!("{what} needs a Boolean, got the string {s:?}"))
                 }
             }
-            other => fail(format!("{what} needs a Boolean, got a {} value", other.type_name())),
+            other => fail(format!(
+                "{what} needs a Boolean, got a {} value",
+                other.type_name()
+            )),
         }
     }
 
@@ -430,8 +468,13 @@ impl<'a> Evaluator<'a> {
                 Some(n) => Ok(n),
                 None => fail(format!("{what} needs a number, got the string {s:?}")),
             },
-            Value::Bool(_) => fail(format!("{what} needs a number, got a Boolean; use IIF(..., 1, 0)")),
-            other => fail(format!("{what} needs a number, got a {} value", other.type_name())),
+            Value::Bool(_) => fail(format!(
+                "{what} needs a number, got a Boolean; use IIF(..., 1, 0)"
+            )),
+            other => fail(format!(
+                "{what} needs a number, got a {} value",
+                other.type_name()
+            )),
         }
     }
 
@@ -464,7 +507,10 @@ pub(crate) fn parse_int(s: &str) -> Option<i64> {
 fn convert<'a>(name: &str, v: &'a AttributeValue, ty: Option<AttributeType>) -> Res<'a> {
     let text = || match v {
         AttributeValue::Text(s) => Ok(s.as_str()),
-        AttributeValue::Binary(_) => fail(format!("attribute [{name}] is declared {} but holds binary data", ty.map_or("text", AttributeType::name))),
+        AttributeValue::Binary(_) => fail(format!(
+            "attribute [{name}] is declared {} but holds binary data",
+            ty.map_or("text", AttributeType::name)
+        )),
     };
     let Some(ty) = ty else {
         return Ok(match v {
@@ -483,7 +529,11 @@ fn convert<'a>(name: &str, v: &'a AttributeValue, ty: Option<AttributeType>) -> 
             let s = text()?;
             match parse_int(s) {
                 Some(n) => Value::Num(n),
-                None => return fail(format!("attribute [{name}] is declared num but has the value {s:?}")),
+                None => {
+                    return fail(format!(
+                        "attribute [{name}] is declared num but has the value {s:?}"
+                    ))
+                }
             }
         }
         AttributeType::Bool => {
@@ -493,7 +543,9 @@ fn convert<'a>(name: &str, v: &'a AttributeValue, ty: Option<AttributeType>) -> 
             } else if s.eq_ignore_ascii_case("false") || s == "0" {
                 Value::Bool(false)
             } else {
-                return fail(format!("attribute [{name}] is declared bool but has the value {s:?}"));
+                return fail(format!(
+                    "attribute [{name}] is declared bool but has the value {s:?}"
+                ));
             }
         }
         AttributeType::Dt => {

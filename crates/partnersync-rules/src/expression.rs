@@ -35,13 +35,25 @@ impl Expression {
         annotate(&mut expr, Position::Passthrough);
         if let Some(var) = unbound_variable(&expr, &mut Vec::new()) {
             let at = source.find(&format!("${var}")).unwrap_or(0);
-            return Err(ParseError::at(source, at, at + var.len() + 1, format!("variable ${var} is not defined here"))
-                .help("variables are defined by the first argument of Select, Where or With"));
+            return Err(ParseError::at(
+                source,
+                at,
+                at + var.len() + 1,
+                format!("variable ${var} is not defined here"),
+            )
+            .help("variables are defined by the first argument of Select, Where or With"));
         }
         let mut lifted: Vec<Box<str>> = Vec::new();
         scalar_attributes(&expr, &mut lifted);
         plan_lifts(&mut expr);
-        Ok(Expression { inner: Arc::new(Compiled { source: source.to_string(), dialect, expr, lifted }) })
+        Ok(Expression {
+            inner: Arc::new(Compiled {
+                source: source.to_string(),
+                dialect,
+                expr,
+                lifted,
+            }),
+        })
     }
 
     /// The text the expression was parsed from.
@@ -65,7 +77,11 @@ impl Expression {
     }
 
     /// Evaluates the expression over `input`. The result may borrow from both.
-    pub fn evaluate<'a>(&'a self, input: &'a dyn AttributeLookup, ctx: &'a Context) -> Result<Outcome<'a>, EvalError> {
+    pub fn evaluate<'a>(
+        &'a self,
+        input: &'a dyn AttributeLookup,
+        ctx: &'a Context,
+    ) -> Result<Outcome<'a>, EvalError> {
         Evaluator::new(self.inner.dialect, input, ctx).run(&self.inner.expr, &self.inner.lifted)
     }
 }
@@ -95,10 +111,11 @@ fn annotate(expr: &mut Expr, pos: Position) {
 /// arguments that take a whole set (those lift on their own).
 fn scalar_attributes(expr: &Expr, out: &mut Vec<Box<str>>) {
     match expr {
-        Expr::Attr(a) => {
-            if a.position == Position::Scalar && !out.iter().any(|n| n.eq_ignore_ascii_case(&a.name)) {
-                out.push(a.name.clone());
-            }
+        Expr::Attr(a)
+            if a.position == Position::Scalar
+                && !out.iter().any(|n| n.eq_ignore_ascii_case(&a.name)) =>
+        {
+            out.push(a.name.clone());
         }
         Expr::Binary(_, l, r) => {
             scalar_attributes(l, out);
@@ -162,11 +179,19 @@ fn unbound_variable<'e>(expr: &'e Expr, scope: &mut Vec<&'e str>) -> Option<&'e 
                 }
             }
             scope.push(var);
-            let r = call.args.get(2).and_then(|a| a.as_ref()).and_then(|b| unbound_variable(b, scope));
+            let r = call
+                .args
+                .get(2)
+                .and_then(|a| a.as_ref())
+                .and_then(|b| unbound_variable(b, scope));
             scope.pop();
             r
         }
-        Expr::Call(call) => call.args.iter().flatten().find_map(|a| unbound_variable(a, scope)),
+        Expr::Call(call) => call
+            .args
+            .iter()
+            .flatten()
+            .find_map(|a| unbound_variable(a, scope)),
         _ => None,
     }
 }

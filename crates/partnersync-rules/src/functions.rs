@@ -18,22 +18,114 @@ macro_rules! funcs {
 }
 
 funcs!(
-    Append, AppRoleAssignments, AppRoleAssignmentsComplex, AssertiveAppRoleAssignmentsComplex,
-    BitAnd, BitOr, CBool, CDate, CGuid, CNum, CRef, CStr, Coalesce, Contains,
-    ConvertFromBase64, ConvertFromUtf8Hex, ConvertToBase64, ConvertToUtf8Hex, Count, DateAdd,
-    DateDiff, DateFromNum, DefaultDomain, DnComponent, DnComponentRev, Error,
-    EscapeDnComponent, FormatDateTime, FormatDateTimeProv, Guid, IgnoreFlowIfNullOrEmpty, Iif,
-    ImportedValue, InStr, InStrRev, IsBitSet, IsDate, IsEmpty, IsGuid, IsNull, IsNullOrEmpty,
-    IsNumeric, IsPresent, IsString, Item, ItemOrNull, Join, JoinProv, LCase, Left, Len, LTrim,
-    Mid, NormalizeDiacritics, Not, Now, NumFromDate, PadLeft, PadRight, PCase, RandomNum,
-    RandomString, Redact, RemoveDuplicates, Replace, ReplaceProv, ReplaceChars, Right, RTrim,
-    Select, SelectUniqueValue, SingleAppRoleAssignment, Split, StringFromGuid, StringFromSid,
-    StripSpaces, Switch, SwitchProv, ToLower, ToUpper, Trim, UCase, ValueCount, Where, With,
-    Word, CertExtensionOids, CertFormat, CertFriendlyName, CertHashString, CertIssuer,
-    CertIssuerDn, CertIssuerOid, CertKeyAlgorithm, CertKeyAlgorithmParams, CertNameInfo,
-    CertNotAfter, CertNotBefore, CertPublicKeyOid, CertPublicKeyParametersOid,
-    CertSerialNumber, CertSignatureAlgorithmOid, CertSubject, CertSubjectNameDn,
-    CertSubjectNameOid, CertThumbprint, CertVersion, IsCert,
+    Append,
+    AppRoleAssignments,
+    AppRoleAssignmentsComplex,
+    AssertiveAppRoleAssignmentsComplex,
+    BitAnd,
+    BitOr,
+    CBool,
+    CDate,
+    CGuid,
+    CNum,
+    CRef,
+    CStr,
+    Coalesce,
+    Contains,
+    ConvertFromBase64,
+    ConvertFromUtf8Hex,
+    ConvertToBase64,
+    ConvertToUtf8Hex,
+    Count,
+    DateAdd,
+    DateDiff,
+    DateFromNum,
+    DefaultDomain,
+    DnComponent,
+    DnComponentRev,
+    Error,
+    EscapeDnComponent,
+    FormatDateTime,
+    FormatDateTimeProv,
+    Guid,
+    IgnoreFlowIfNullOrEmpty,
+    Iif,
+    ImportedValue,
+    InStr,
+    InStrRev,
+    IsBitSet,
+    IsDate,
+    IsEmpty,
+    IsGuid,
+    IsNull,
+    IsNullOrEmpty,
+    IsNumeric,
+    IsPresent,
+    IsString,
+    Item,
+    ItemOrNull,
+    Join,
+    JoinProv,
+    LCase,
+    Left,
+    Len,
+    LTrim,
+    Mid,
+    NormalizeDiacritics,
+    Not,
+    Now,
+    NumFromDate,
+    PadLeft,
+    PadRight,
+    PCase,
+    RandomNum,
+    RandomString,
+    Redact,
+    RemoveDuplicates,
+    Replace,
+    ReplaceProv,
+    ReplaceChars,
+    Right,
+    RTrim,
+    Select,
+    SelectUniqueValue,
+    SingleAppRoleAssignment,
+    Split,
+    StringFromGuid,
+    StringFromSid,
+    StripSpaces,
+    Switch,
+    SwitchProv,
+    ToLower,
+    ToUpper,
+    Trim,
+    UCase,
+    ValueCount,
+    Where,
+    With,
+    Word,
+    CertExtensionOids,
+    CertFormat,
+    CertFriendlyName,
+    CertHashString,
+    CertIssuer,
+    CertIssuerDn,
+    CertIssuerOid,
+    CertKeyAlgorithm,
+    CertKeyAlgorithmParams,
+    CertNameInfo,
+    CertNotAfter,
+    CertNotBefore,
+    CertPublicKeyOid,
+    CertPublicKeyParametersOid,
+    CertSerialNumber,
+    CertSignatureAlgorithmOid,
+    CertSubject,
+    CertSubjectNameDn,
+    CertSubjectNameOid,
+    CertThumbprint,
+    CertVersion,
+    IsCert,
 );
 
 /// One entry of a dialect's function table.
@@ -52,7 +144,12 @@ pub struct Signature {
 const MANY: usize = usize::MAX;
 
 const fn sig(name: &'static str, func: Func, min: usize, max: usize) -> Signature {
-    Signature { name, func, min, max }
+    Signature {
+        name,
+        func,
+        min,
+        max,
+    }
 }
 
 /// Entra Connect Sync's functions (Functions Reference, plus `ImportedValue`,
@@ -79,9 +176,19 @@ pub static AADCONNECT: &[Signature] = &[
     sig("CertNotAfter", Func::CertNotAfter, 1, 1),
     sig("CertNotBefore", Func::CertNotBefore, 1, 1),
     sig("CertPublicKeyOid", Func::CertPublicKeyOid, 1, 1),
-    sig("CertPublicKeyParametersOid", Func::CertPublicKeyParametersOid, 1, 1),
+    sig(
+        "CertPublicKeyParametersOid",
+        Func::CertPublicKeyParametersOid,
+        1,
+        1,
+    ),
     sig("CertSerialNumber", Func::CertSerialNumber, 1, 1),
-    sig("CertSignatureAlgorithmOid", Func::CertSignatureAlgorithmOid, 1, 1),
+    sig(
+        "CertSignatureAlgorithmOid",
+        Func::CertSignatureAlgorithmOid,
+        1,
+        1,
+    ),
     sig("CertSubject", Func::CertSubject, 1, 1),
     sig("CertSubjectNameDN", Func::CertSubjectNameDn, 1, 1),
     sig("CertSubjectNameOid", Func::CertSubjectNameOid, 1, 1),
@@ -154,8 +261,18 @@ pub static AADCONNECT: &[Signature] = &[
 pub static PROVISIONING: &[Signature] = &[
     sig("Append", Func::Append, 2, 2),
     sig("AppRoleAssignments", Func::AppRoleAssignments, 1, 1),
-    sig("AppRoleAssignmentsComplex", Func::AppRoleAssignmentsComplex, 1, 1),
-    sig("AssertiveAppRoleAssignmentsComplex", Func::AssertiveAppRoleAssignmentsComplex, 1, 1),
+    sig(
+        "AppRoleAssignmentsComplex",
+        Func::AppRoleAssignmentsComplex,
+        1,
+        1,
+    ),
+    sig(
+        "AssertiveAppRoleAssignmentsComplex",
+        Func::AssertiveAppRoleAssignmentsComplex,
+        1,
+        1,
+    ),
     sig("BitAnd", Func::BitAnd, 2, 2),
     sig("CBool", Func::CBool, 1, 1),
     sig("CDate", Func::CDate, 1, 1),
@@ -175,7 +292,12 @@ pub static PROVISIONING: &[Signature] = &[
     // dateTimeStyles as the second argument. The arity tells them apart.
     sig("FormatDateTime", Func::FormatDateTimeProv, 3, 4),
     sig("Guid", Func::Guid, 0, 0),
-    sig("IgnoreFlowIfNullOrEmpty", Func::IgnoreFlowIfNullOrEmpty, 1, 1),
+    sig(
+        "IgnoreFlowIfNullOrEmpty",
+        Func::IgnoreFlowIfNullOrEmpty,
+        1,
+        1,
+    ),
     sig("IIF", Func::Iif, 3, 3),
     sig("InStr", Func::InStr, 2, 4),
     sig("IsNull", Func::IsNull, 1, 1),
@@ -196,7 +318,12 @@ pub static PROVISIONING: &[Signature] = &[
     sig("RemoveDuplicates", Func::RemoveDuplicates, 1, 1),
     sig("Replace", Func::ReplaceProv, 3, 7),
     sig("SelectUniqueValue", Func::SelectUniqueValue, 2, MANY),
-    sig("SingleAppRoleAssignment", Func::SingleAppRoleAssignment, 1, 1),
+    sig(
+        "SingleAppRoleAssignment",
+        Func::SingleAppRoleAssignment,
+        1,
+        1,
+    ),
     sig("Split", Func::Split, 2, 2),
     sig("StringFromSid", Func::StringFromSid, 1, 1),
     sig("StringFromSID", Func::StringFromSid, 1, 1),
@@ -234,18 +361,50 @@ pub fn name_of(dialect: Dialect, func: Func) -> &'static str {
 const EQUIVALENTS: &[(&str, Dialect, &str)] = &[
     ("ToLower", Dialect::AadConnect, "LCase(...)"),
     ("ToUpper", Dialect::AadConnect, "UCase(...)"),
-    ("Append", Dialect::AadConnect, "the & operator: [a] & \"suffix\""),
-    ("Coalesce", Dialect::AadConnect, "IIF(IsPresent([a]), [a], [b])"),
-    ("Not", Dialect::AadConnect, "a comparison with False: IsPresent([a]) = False"),
-    ("StripSpaces", Dialect::AadConnect, "Replace([a], \" \", \"\")"),
+    (
+        "Append",
+        Dialect::AadConnect,
+        "the & operator: [a] & \"suffix\"",
+    ),
+    (
+        "Coalesce",
+        Dialect::AadConnect,
+        "IIF(IsPresent([a]), [a], [b])",
+    ),
+    (
+        "Not",
+        Dialect::AadConnect,
+        "a comparison with False: IsPresent([a]) = False",
+    ),
+    (
+        "StripSpaces",
+        Dialect::AadConnect,
+        "Replace([a], \" \", \"\")",
+    ),
     ("LCase", Dialect::Provisioning, "ToLower(...)"),
     ("UCase", Dialect::Provisioning, "ToUpper(...)"),
-    ("Right", Dialect::Provisioning, "Mid(...) or Replace with a regex"),
+    (
+        "Right",
+        Dialect::Provisioning,
+        "Mid(...) or Replace with a regex",
+    ),
     ("InStrRev", Dialect::Provisioning, "Replace with a regex"),
     ("Contains", Dialect::Provisioning, "InStr(...)"),
-    ("EndsWith", Dialect::AadConnect, "Right(LCase([a]), Len(\"@suffix\")) = \"@suffix\", or the ENDSWITH scoping operator"),
-    ("StartsWith", Dialect::AadConnect, "Left([a], Len(\"prefix\")) = \"prefix\", or the STARTSWITH scoping operator"),
-    ("EndsWith", Dialect::Provisioning, "the ENDS_WITH scoping operator, or Replace with a regex"),
+    (
+        "EndsWith",
+        Dialect::AadConnect,
+        "Right(LCase([a]), Len(\"@suffix\")) = \"@suffix\", or the ENDSWITH scoping operator",
+    ),
+    (
+        "StartsWith",
+        Dialect::AadConnect,
+        "Left([a], Len(\"prefix\")) = \"prefix\", or the STARTSWITH scoping operator",
+    ),
+    (
+        "EndsWith",
+        Dialect::Provisioning,
+        "the ENDS_WITH scoping operator, or Replace with a regex",
+    ),
 ];
 
 /// A "did you mean" for an unknown function name: a wrong case, a near miss, or a
@@ -253,20 +412,34 @@ const EQUIVALENTS: &[(&str, Dialect, &str)] = &[
 pub fn suggest(dialect: Dialect, name: &str) -> Option<String> {
     let t = table(dialect);
     if let Some(s) = t.iter().find(|s| s.name.eq_ignore_ascii_case(name)) {
-        return Some(format!("function names are case-sensitive: did you mean '{}'?", s.name));
+        return Some(format!(
+            "function names are case-sensitive: did you mean '{}'?",
+            s.name
+        ));
     }
     if let Some((_, _, instead)) = EQUIVALENTS
         .iter()
         .find(|(n, d, _)| n.eq_ignore_ascii_case(name) && *d == dialect)
     {
-        return Some(format!("'{name}' is not a {dialect} function; write {instead}"));
+        return Some(format!(
+            "'{name}' is not a {dialect} function; write {instead}"
+        ));
     }
     if let Some(s) = lookup(dialect.other(), name) {
-        return Some(format!("'{}' belongs to the {} dialect", s.name, dialect.other()));
+        return Some(format!(
+            "'{}' belongs to the {} dialect",
+            s.name,
+            dialect.other()
+        ));
     }
     let best = t
         .iter()
-        .map(|s| (edit_distance(&s.name.to_ascii_lowercase(), &name.to_ascii_lowercase()), s.name))
+        .map(|s| {
+            (
+                edit_distance(&s.name.to_ascii_lowercase(), &name.to_ascii_lowercase()),
+                s.name,
+            )
+        })
         .min();
     if let Some((d, n)) = best {
         if d <= 2.max(name.len() / 4) {
@@ -286,28 +459,93 @@ impl Func {
     /// Functions whose result is different every time (kept out of constant folding and
     /// flagged in `rules explain`).
     pub fn is_volatile(self) -> bool {
-        matches!(self, Func::Guid | Func::Now | Func::RandomNum | Func::RandomString)
+        matches!(
+            self,
+            Func::Guid | Func::Now | Func::RandomNum | Func::RandomString
+        )
     }
 
     /// How argument `index` is used, for per-value lifting of multi-valued attributes.
     pub fn position(self, index: usize) -> ArgPosition {
         use ArgPosition::*;
         match self {
-            Func::Iif => if index == 0 { Scalar } else { Passthrough },
-            Func::Switch => if index % 2 == 0 { Scalar } else { Passthrough },
-            Func::SwitchProv => if index == 0 { Scalar } else { Passthrough },
-            Func::Coalesce | Func::Redact | Func::IgnoreFlowIfNullOrEmpty | Func::SelectUniqueValue => Passthrough,
-            Func::With => if index == 1 { Whole } else { Passthrough },
-            Func::Select | Func::Where => if index == 1 { Whole } else { Scalar },
-            Func::Count | Func::Item | Func::ItemOrNull | Func::RemoveDuplicates | Func::Contains
-            | Func::AppRoleAssignments | Func::AppRoleAssignmentsComplex
-            | Func::AssertiveAppRoleAssignmentsComplex | Func::SingleAppRoleAssignment => {
-                if index == 0 { Whole } else { Scalar }
+            Func::Iif => {
+                if index == 0 {
+                    Scalar
+                } else {
+                    Passthrough
+                }
             }
-            Func::Join => if index == 0 { Whole } else { Scalar },
-            Func::JoinProv => if index == 0 { Scalar } else { Whole },
-            Func::IsNull | Func::IsNullOrEmpty | Func::IsPresent | Func::IsEmpty | Func::IsString
-            | Func::IsDate | Func::IsNumeric | Func::IsGuid | Func::IsCert => Whole,
+            Func::Switch => {
+                if index % 2 == 0 {
+                    Scalar
+                } else {
+                    Passthrough
+                }
+            }
+            Func::SwitchProv => {
+                if index == 0 {
+                    Scalar
+                } else {
+                    Passthrough
+                }
+            }
+            Func::Coalesce
+            | Func::Redact
+            | Func::IgnoreFlowIfNullOrEmpty
+            | Func::SelectUniqueValue => Passthrough,
+            Func::With => {
+                if index == 1 {
+                    Whole
+                } else {
+                    Passthrough
+                }
+            }
+            Func::Select | Func::Where => {
+                if index == 1 {
+                    Whole
+                } else {
+                    Scalar
+                }
+            }
+            Func::Count
+            | Func::Item
+            | Func::ItemOrNull
+            | Func::RemoveDuplicates
+            | Func::Contains
+            | Func::AppRoleAssignments
+            | Func::AppRoleAssignmentsComplex
+            | Func::AssertiveAppRoleAssignmentsComplex
+            | Func::SingleAppRoleAssignment => {
+                if index == 0 {
+                    Whole
+                } else {
+                    Scalar
+                }
+            }
+            Func::Join => {
+                if index == 0 {
+                    Whole
+                } else {
+                    Scalar
+                }
+            }
+            Func::JoinProv => {
+                if index == 0 {
+                    Scalar
+                } else {
+                    Whole
+                }
+            }
+            Func::IsNull
+            | Func::IsNullOrEmpty
+            | Func::IsPresent
+            | Func::IsEmpty
+            | Func::IsString
+            | Func::IsDate
+            | Func::IsNumeric
+            | Func::IsGuid
+            | Func::IsCert => Whole,
             _ => Scalar,
         }
     }
@@ -355,7 +593,11 @@ pub(crate) fn check_call(
             (a, MANY) => format!("at least {a}"),
             (a, b) => format!("{a} to {b}"),
         };
-        let plural = if sig.max == 1 && sig.min == 1 { "" } else { "s" };
+        let plural = if sig.max == 1 && sig.min == 1 {
+            ""
+        } else {
+            "s"
+        };
         return Err((
             format!("{} takes {expected} argument{plural}, got {n}", sig.name),
             Some(usage(dialect, sig.func).to_string()),
@@ -375,7 +617,9 @@ pub(crate) fn check_call(
                 Some("write Switch([source], \"default\", \"key1\", \"value1\", ...); leave the default empty with ', ,'".into()),
             ));
         }
-        Func::Select | Func::Where | Func::With if !matches!(call.args.first(), Some(Some(Expr::Var(_)))) => {
+        Func::Select | Func::Where | Func::With
+            if !matches!(call.args.first(), Some(Some(Expr::Var(_)))) =>
+        {
             return Err((
                 format!("the first argument of {name} must be a variable such as $item"),
                 Some(usage(dialect, sig.func).to_string()),
@@ -383,7 +627,9 @@ pub(crate) fn check_call(
         }
         Func::ImportedValue | Func::ValueCount if literal(call.args.first()).is_none() => {
             return Err((
-                format!("{name} takes the attribute name as a string, e.g. {name}(\"proxyAddresses\")"),
+                format!(
+                    "{name} takes the attribute name as a string, e.g. {name}(\"proxyAddresses\")"
+                ),
                 None,
             ));
         }

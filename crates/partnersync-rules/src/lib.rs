@@ -56,21 +56,25 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use ast::{AttrRef, BinOp, Call, EnumWord, Expr, Position, Special};
-pub use config::{ConfigError, FlowConfig, RuleConfig, RuleSetConfig, ScopeClauseConfig, TestConfig};
-pub use eval::{AttributeLookup, Context, EvalError};
+pub use config::{
+    ConfigError, FlowConfig, RuleConfig, RuleSetConfig, ScopeClauseConfig, TestConfig,
+};
+pub use eval::{AttributeLookup, Context, EvalError, UniquenessCheck};
 pub use expression::Expression;
 pub use parse::{parse, ParseError, MAX_DEPTH, MAX_EXPRESSION_CHARS};
 pub use print::print;
 pub use rules::{
-    AttributeResult, Evaluation, EvaluationMode, FlowKind, FlowSource, FlowTrace, ObjectError, Rule,
-    RuleSet,
+    AttributeResult, Evaluation, EvaluationMode, FlowKind, FlowSource, FlowTrace, ObjectError,
+    Rule, RuleSet,
 };
 pub use scope::{ScopeClause, ScopeFilter, ScopeOperator};
 pub use testing::{TestFailure, TestOutcome, TestReport};
 pub use value::{Outcome, OwnedValue, Value};
 
 /// Which Microsoft expression language a text is written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub enum Dialect {
     /// Entra Connect Sync declarative provisioning expressions.
     #[default]
@@ -112,7 +116,9 @@ impl FromStr for Dialect {
         match s {
             "aadconnect" => Ok(Dialect::AadConnect),
             "provisioning" => Ok(Dialect::Provisioning),
-            other => Err(format!("unknown dialect {other:?}: use aadconnect or provisioning")),
+            other => Err(format!(
+                "unknown dialect {other:?}: use aadconnect or provisioning"
+            )),
         }
     }
 }
@@ -163,7 +169,10 @@ impl AttributeType {
 
     /// Whether values of this type are always a list.
     pub fn is_multi(self) -> bool {
-        matches!(self, AttributeType::MvString | AttributeType::MvRef | AttributeType::MvBin)
+        matches!(
+            self,
+            AttributeType::MvString | AttributeType::MvRef | AttributeType::MvBin
+        )
     }
 }
 
@@ -203,25 +212,38 @@ pub fn attributes_from_json(
     })?;
     let mut attrs = partnersync_core::Attributes::new();
     for (name, value) in obj {
-        let binary = types
-            .iter()
-            .any(|(k, t)| k.eq_ignore_ascii_case(name) && matches!(t, AttributeType::Bin | AttributeType::MvBin));
-        let one = |v: &serde_json::Value| -> Result<Option<partnersync_core::AttributeValue>, String> {
-            let text = match v {
-                serde_json::Value::Null => return Ok(None),
-                serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Number(n) => n.to_string(),
-                serde_json::Value::Bool(b) => if *b { "True".into() } else { "False".into() },
-                _ => return Err(format!("attribute {name:?}: values must be strings (or arrays of strings)")),
+        let binary = types.iter().any(|(k, t)| {
+            k.eq_ignore_ascii_case(name) && matches!(t, AttributeType::Bin | AttributeType::MvBin)
+        });
+        let one =
+            |v: &serde_json::Value| -> Result<Option<partnersync_core::AttributeValue>, String> {
+                let text = match v {
+                    serde_json::Value::Null => return Ok(None),
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Number(n) => n.to_string(),
+                    serde_json::Value::Bool(b) => {
+                        if *b {
+                            "True".into()
+                        } else {
+                            "False".into()
+                        }
+                    }
+                    _ => {
+                        return Err(format!(
+                            "attribute {name:?}: values must be strings (or arrays of strings)"
+                        ))
+                    }
+                };
+                if binary {
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(text.trim())
+                        .map_err(|_| {
+                            format!("attribute {name:?} is declared bin: give its value in base64")
+                        })?;
+                    return Ok(Some(partnersync_core::AttributeValue::Binary(bytes)));
+                }
+                Ok(Some(partnersync_core::AttributeValue::Text(text)))
             };
-            if binary {
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(text.trim())
-                    .map_err(|_| format!("attribute {name:?} is declared bin: give its value in base64"))?;
-                return Ok(Some(partnersync_core::AttributeValue::Binary(bytes)));
-            }
-            Ok(Some(partnersync_core::AttributeValue::Text(text)))
-        };
         let values: Vec<partnersync_core::AttributeValue> = match value {
             serde_json::Value::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());

@@ -40,7 +40,10 @@ impl ParseError {
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         let line_end = src[start..].find('\n').map_or(src.len(), |i| start + i);
         let column = src[line_start..start].chars().count() + 1;
-        let width = src[start..end.min(line_end).max(start)].chars().count().max(1);
+        let width = src[start..end.min(line_end).max(start)]
+            .chars()
+            .count()
+            .max(1);
         ParseError {
             message: message.into(),
             line,
@@ -77,7 +80,11 @@ impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let num = self.line.to_string();
         let pad = " ".repeat(num.len());
-        writeln!(f, "{} at line {}, column {}", self.message, self.line, self.column)?;
+        writeln!(
+            f,
+            "{} at line {}, column {}",
+            self.message, self.line, self.column
+        )?;
         writeln!(f, "{pad} |")?;
         writeln!(f, "{num} | {}", self.source_line.replace('\t', " "))?;
         write!(
@@ -303,18 +310,30 @@ impl<'s> Lexer<'s> {
                 c => out.push(c),
             }
         }
-        Err(self.err(start, self.src.len(), "string is not closed").help("add the closing double quote \""))
+        Err(self
+            .err(start, self.src.len(), "string is not closed")
+            .help("add the closing double quote \""))
     }
 }
 
 /// Parses `src` in `dialect` into an expression, checking every function name and arity.
 pub fn parse(src: &str, dialect: Dialect) -> Result<Expr, ParseError> {
     if src.chars().count() > MAX_EXPRESSION_CHARS {
-        return Err(ParseError::at(src, 0, 0, format!(
-            "expression is longer than {MAX_EXPRESSION_CHARS} characters"
-        )));
+        return Err(ParseError::at(
+            src,
+            0,
+            0,
+            format!("expression is longer than {MAX_EXPRESSION_CHARS} characters"),
+        ));
     }
-    let mut p = Parser { lex: Lexer { src, pos: 0 }, dialect, tok: Tok::Eof, start: 0, end: 0, depth: 0 };
+    let mut p = Parser {
+        lex: Lexer { src, pos: 0 },
+        dialect,
+        tok: Tok::Eof,
+        start: 0,
+        end: 0,
+        depth: 0,
+    };
     p.advance()?;
     if p.tok == Tok::Eof {
         return Err(ParseError::at(src, 0, 0, "the expression is empty"));
@@ -323,15 +342,23 @@ pub fn parse(src: &str, dialect: Dialect) -> Result<Expr, ParseError> {
     if p.tok != Tok::Eof {
         let msg = match p.tok {
             Tok::RParen => "unbalanced ')': there is no '(' to close".to_string(),
-            _ => format!("unexpected {} after the end of the expression", p.describe()),
+            _ => format!(
+                "unexpected {} after the end of the expression",
+                p.describe()
+            ),
         };
-        let help = if p.dialect == Dialect::Provisioning && matches!(p.tok, Tok::Ident(ref w) if w.eq_ignore_ascii_case("and") || w.eq_ignore_ascii_case("or")) {
+        let help = if p.dialect == Dialect::Provisioning
+            && matches!(p.tok, Tok::Ident(ref w) if w.eq_ignore_ascii_case("and") || w.eq_ignore_ascii_case("or"))
+        {
             Some("the provisioning dialect has no AND/OR: nest IIF calls instead (AND down the true branch, OR down the false branch)")
         } else {
             None
         };
         let err = p.error(msg);
-        return Err(match help { Some(h) => err.help(h), None => err });
+        return Err(match help {
+            Some(h) => err.help(h),
+            None => err,
+        });
     }
     Ok(e)
 }
@@ -377,7 +404,9 @@ impl Parser<'_> {
     fn expr(&mut self) -> Result<Expr, ParseError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(self.error(format!("expression nests more than {MAX_DEPTH} levels deep")));
+            return Err(self.error(format!(
+                "expression nests more than {MAX_DEPTH} levels deep"
+            )));
         }
         let e = self.binary(1);
         self.depth -= 1;
@@ -388,8 +417,7 @@ impl Parser<'_> {
     /// tier. Comparisons do not chain (`a = b = c` is an error).
     fn binary(&mut self, min_tier: u8) -> Result<Expr, ParseError> {
         let mut lhs = self.unary()?;
-        loop {
-            let Tok::Op(op) = self.tok else { break };
+        while let Tok::Op(op) = self.tok {
             if op.tier() < min_tier {
                 break;
             }
@@ -400,8 +428,13 @@ impl Parser<'_> {
             if op.tier() == 2 {
                 if let Tok::Op(next) = self.tok {
                     if next.tier() == 2 {
-                        return Err(ParseError::at(self.lex.src, self.start, self.end,
-                            "comparisons cannot be chained").help("combine comparisons with && or ||, each in parentheses"));
+                        return Err(ParseError::at(
+                            self.lex.src,
+                            self.start,
+                            self.end,
+                            "comparisons cannot be chained",
+                        )
+                        .help("combine comparisons with && or ||, each in parentheses"));
                     }
                 }
             }
@@ -429,7 +462,9 @@ impl Parser<'_> {
             self.advance()?;
             self.depth += 1;
             if self.depth > MAX_DEPTH {
-                return Err(self.error(format!("expression nests more than {MAX_DEPTH} levels deep")));
+                return Err(self.error(format!(
+                    "expression nests more than {MAX_DEPTH} levels deep"
+                )));
             }
             let inner = self.unary()?;
             self.depth -= 1;
@@ -444,7 +479,10 @@ impl Parser<'_> {
         match tok {
             Tok::Attr(name) => {
                 self.advance()?;
-                Ok(Expr::Attr(crate::ast::AttrRef { name: name.into(), position: crate::ast::Position::Passthrough }))
+                Ok(Expr::Attr(crate::ast::AttrRef {
+                    name: name.into(),
+                    position: crate::ast::Position::Passthrough,
+                }))
             }
             Tok::Str(s) => {
                 self.advance()?;
@@ -457,7 +495,9 @@ impl Parser<'_> {
             Tok::Param(p) => {
                 if self.dialect == Dialect::Provisioning {
                     self.tok = Tok::Param(p);
-                    return Err(self.error("parameters (%Name%) are part of the aadconnect dialect only"));
+                    return Err(
+                        self.error("parameters (%Name%) are part of the aadconnect dialect only")
+                    );
                 }
                 self.advance()?;
                 Ok(Expr::Param(p.into()))
@@ -474,8 +514,11 @@ impl Parser<'_> {
                 self.advance()?;
                 let e = self.expr()?;
                 if self.tok != Tok::RParen {
-                    return Err(self.error(format!("expected ')' to close the '(' at column {}, found {}",
-                        ParseError::at(self.lex.src, start, end, "").column, self.describe())));
+                    return Err(self.error(format!(
+                        "expected ')' to close the '(' at column {}, found {}",
+                        ParseError::at(self.lex.src, start, end, "").column,
+                        self.describe()
+                    )));
                 }
                 self.advance()?;
                 Ok(e)
@@ -492,7 +535,9 @@ impl Parser<'_> {
                 let what = self.describe();
                 let err = self.error(format!("expected a value, found {what}"));
                 Err(match self.tok {
-                    Tok::Eof => err.help("the expression ends too early: is an argument or ')' missing?"),
+                    Tok::Eof => {
+                        err.help("the expression ends too early: is an argument or ')' missing?")
+                    }
                     Tok::Comma if self.dialect == Dialect::AadConnect => {
                         err.help("empty arguments exist only in the provisioning dialect")
                     }
@@ -521,7 +566,14 @@ impl Parser<'_> {
             return Ok(Expr::Enum(e));
         }
         let err = ParseError::at(self.lex.src, start, end, format!("unknown name '{word}'"));
-        let known = ["True", "False", "NULL", "AuthoritativeNull", "IgnoreThisFlow", "CRLF"];
+        let known = [
+            "True",
+            "False",
+            "NULL",
+            "AuthoritativeNull",
+            "IgnoreThisFlow",
+            "CRLF",
+        ];
         if let Some(k) = known.iter().find(|k| k.eq_ignore_ascii_case(&word)) {
             if connect || *k == "True" || *k == "False" {
                 return Err(err.help(format!("names are case-sensitive: did you mean '{k}'?")));
@@ -532,14 +584,23 @@ impl Parser<'_> {
             return Err(err.help("use && and || for and/or, and '= False' or '<>' for negation"));
         }
         if functions::lookup(self.dialect, &word).is_some() {
-            return Err(err.help(format!("'{word}' is a function: call it with parentheses, {word}(...)")));
+            return Err(err.help(format!(
+                "'{word}' is a function: call it with parentheses, {word}(...)"
+            )));
         }
-        Err(err.help(format!("attribute references need brackets: [{word}]; strings need double quotes: \"{word}\"")))
+        Err(err.help(format!(
+            "attribute references need brackets: [{word}]; strings need double quotes: \"{word}\""
+        )))
     }
 
     fn call(&mut self, name: String, start: usize, end: usize) -> Result<Expr, ParseError> {
         let Some(sig) = functions::lookup(self.dialect, &name) else {
-            let err = ParseError::at(self.lex.src, start, end, format!("unknown function '{name}' in the {} dialect", self.dialect));
+            let err = ParseError::at(
+                self.lex.src,
+                start,
+                end,
+                format!("unknown function '{name}' in the {} dialect", self.dialect),
+            );
             return Err(match functions::suggest(self.dialect, &name) {
                 Some(help) => err.help(help),
                 None => err,
@@ -547,7 +608,9 @@ impl Parser<'_> {
         };
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(self.error(format!("expression nests more than {MAX_DEPTH} levels deep")));
+            return Err(self.error(format!(
+                "expression nests more than {MAX_DEPTH} levels deep"
+            )));
         }
         self.advance()?; // '('
         let mut args: Vec<Option<Expr>> = Vec::new();
@@ -557,7 +620,8 @@ impl Parser<'_> {
             loop {
                 if matches!(self.tok, Tok::Comma | Tok::RParen) {
                     if self.dialect == Dialect::AadConnect {
-                        return Err(self.error(format!("missing argument to {name}"))
+                        return Err(self
+                            .error(format!("missing argument to {name}"))
                             .help("empty arguments exist only in the provisioning dialect"));
                     }
                     args.push(None);
@@ -571,21 +635,31 @@ impl Parser<'_> {
                         break;
                     }
                     _ => {
-                        return Err(self.error(format!("expected ',' or ')' in the arguments of {name}, found {}", self.describe())));
+                        return Err(self.error(format!(
+                            "expected ',' or ')' in the arguments of {name}, found {}",
+                            self.describe()
+                        )));
                     }
                 }
             }
         }
         self.depth -= 1;
         let call_end = self.lex.pos.min(self.start);
-        let call = Call { func: sig.func, args, cache: None, lifts: Vec::new() };
+        let call = Call {
+            func: sig.func,
+            args,
+            cache: None,
+            lifts: Vec::new(),
+        };
         functions::check_call(self.dialect, sig, &call).map_err(|(msg, help)| {
             let e = ParseError::at(self.lex.src, start, end.max(call_end.min(end)), msg);
-            match help { Some(h) => e.help(h), None => e }
+            match help {
+                Some(h) => e.help(h),
+                None => e,
+            }
         })?;
-        let call = functions::precompute(self.dialect, call).map_err(|msg| {
-            ParseError::at(self.lex.src, start, end, msg)
-        })?;
+        let call = functions::precompute(self.dialect, call)
+            .map_err(|msg| ParseError::at(self.lex.src, start, end, msg))?;
         Ok(Expr::Call(call))
     }
 }

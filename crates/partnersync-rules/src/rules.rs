@@ -99,7 +99,11 @@ fn ser_values<S: serde::Serializer>(v: &Option<Vec<OwnedValue>>, s: S) -> Result
     use serde::Serialize;
     match v {
         None => serde_json::Value::Null.serialize(s),
-        Some(vs) => vs.iter().map(|x| x.to_json(Dialect::AadConnect)).collect::<Vec<_>>().serialize(s),
+        Some(vs) => vs
+            .iter()
+            .map(|x| x.to_json(Dialect::AadConnect))
+            .collect::<Vec<_>>()
+            .serialize(s),
     }
 }
 
@@ -169,7 +173,9 @@ pub struct Evaluation {
 impl Evaluation {
     /// The result for `target` (case-insensitive).
     pub fn attribute(&self, target: &str) -> Option<&AttributeResult> {
-        self.attributes.iter().find(|a| a.target.eq_ignore_ascii_case(target))
+        self.attributes
+            .iter()
+            .find(|a| a.target.eq_ignore_ascii_case(target))
     }
 
     /// The derived UserType, when the rules set one.
@@ -196,13 +202,23 @@ impl RuleSet {
     /// Compiles a deserialised configuration. `text` (the TOML it came from) lets errors
     /// name lines.
     pub fn from_config(cfg: &RuleSetConfig, text: Option<&str>) -> Result<RuleSet, ConfigError> {
-        let mut context = Context::default();
-        context.parameters = cfg.parameters.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        context.types = parse_types(cfg)?.into_iter().collect();
+        let context = Context {
+            parameters: cfg
+                .parameters
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            types: parse_types(cfg)?.into_iter().collect(),
+            uniqueness: None,
+        };
         let mut rules = Vec::with_capacity(cfg.rules.len());
         for rc in &cfg.rules {
             let ctx = |what: &str| format!("rule \"{}\"{what}", rc.name);
-            let err = |line: Option<usize>, context: String, message: String| ConfigError { line, context, message };
+            let err = |line: Option<usize>, context: String, message: String| ConfigError {
+                line,
+                context,
+                message,
+            };
             if rc.name.trim().is_empty() {
                 return Err(err(None, String::new(), "a rule needs a name".into()));
             }
@@ -220,9 +236,10 @@ impl RuleSet {
             for (g, group) in rc.scope.iter().enumerate() {
                 let mut clauses = Vec::with_capacity(group.len());
                 for c in group {
-                    let op: ScopeOperator = c.operator.parse().map_err(|e| {
-                        err(None, ctx(&format!(", scope group {}", g + 1)), e)
-                    })?;
+                    let op: ScopeOperator = c
+                        .operator
+                        .parse()
+                        .map_err(|e| err(None, ctx(&format!(", scope group {}", g + 1)), e))?;
                     let value = c.value.clone().unwrap_or_default();
                     let clause = ScopeClause::new(&c.attribute, op, &value)
                         .map_err(|e| err(None, ctx(&format!(", scope group {}", g + 1)), e))?;
@@ -233,40 +250,79 @@ impl RuleSet {
             let mut flows = Vec::with_capacity(rc.flows.len());
             for fc in &rc.flows {
                 let fctx = ctx(&format!(", flow {}", fc.target));
-                let kinds = [fc.source.is_some(), fc.constant.is_some(), fc.expression.is_some()];
+                let kinds = [
+                    fc.source.is_some(),
+                    fc.constant.is_some(),
+                    fc.expression.is_some(),
+                ];
                 if kinds.iter().filter(|k| **k).count() != 1 {
-                    return Err(err(None, fctx, "a flow needs exactly one of source (Direct), constant or expression".into()));
+                    return Err(err(
+                        None,
+                        fctx,
+                        "a flow needs exactly one of source (Direct), constant or expression"
+                            .into(),
+                    ));
                 }
                 let (kind, source, expression) = if let Some(attr) = &fc.source {
                     let text = format!("[{}]", attr.trim_matches(['[', ']']));
-                    let e = Expression::parse(&text, dialect).map_err(|e| err(None, fctx.clone(), e.message))?;
+                    let e = Expression::parse(&text, dialect)
+                        .map_err(|e| err(None, fctx.clone(), e.message))?;
                     (FlowKind::Direct, attr.clone(), e)
                 } else if let Some(c) = &fc.constant {
-                    let e = Expression::parse(&crate::print::print(&crate::ast::Expr::Str(c.as_str().into()), dialect), dialect)
-                        .map_err(|e| err(None, fctx.clone(), e.message))?;
+                    let e = Expression::parse(
+                        &crate::print::print(&crate::ast::Expr::Str(c.as_str().into()), dialect),
+                        dialect,
+                    )
+                    .map_err(|e| err(None, fctx.clone(), e.message))?;
                     (FlowKind::Constant, c.clone(), e)
                 } else {
-                    let spanned = fc.expression.as_ref().ok_or_else(|| err(None, fctx.clone(), "missing expression".into()))?;
+                    let spanned = fc
+                        .expression
+                        .as_ref()
+                        .ok_or_else(|| err(None, fctx.clone(), "missing expression".into()))?;
                     let src = spanned.get_ref();
                     let line = text.map(|t| line_of(t, spanned.span().start));
-                    let e = Expression::parse(src, dialect).map_err(|pe| err(line, fctx.clone(), format!("{pe}")))?;
+                    let e = Expression::parse(src, dialect)
+                        .map_err(|pe| err(line, fctx.clone(), format!("{pe}")))?;
                     (FlowKind::Expression, src.clone(), e)
                 };
-                flows.push(Flow { target: fc.target.clone(), source: FlowSource(source), kind, apply_once: fc.apply_once, expression });
+                flows.push(Flow {
+                    target: fc.target.clone(),
+                    source: FlowSource(source),
+                    kind,
+                    apply_once: fc.apply_once,
+                    expression,
+                });
             }
-            rules.push(Rule { name: rc.name.clone(), precedence: rc.precedence, dialect, disabled: rc.disabled, scope, flows });
+            rules.push(Rule {
+                name: rc.name.clone(),
+                precedence: rc.precedence,
+                dialect,
+                disabled: rc.disabled,
+                scope,
+                flows,
+            });
         }
         rules.sort_by_key(|r| r.precedence);
         let mut targets: Vec<(String, Vec<(usize, usize)>)> = Vec::new();
         for (ri, rule) in rules.iter().enumerate() {
             for (fi, flow) in rule.flows.iter().enumerate() {
-                match targets.iter_mut().find(|(t, _)| t.eq_ignore_ascii_case(&flow.target)) {
+                match targets
+                    .iter_mut()
+                    .find(|(t, _)| t.eq_ignore_ascii_case(&flow.target))
+                {
                     Some((_, list)) => list.push((ri, fi)),
                     None => targets.push((flow.target.clone(), vec![(ri, fi)])),
                 }
             }
         }
-        Ok(RuleSet { rules, targets, context, tests: cfg.tests.clone(), require_user_type: cfg.require_user_type })
+        Ok(RuleSet {
+            rules,
+            targets,
+            context,
+            tests: cfg.tests.clone(),
+            require_user_type: cfg.require_user_type,
+        })
     }
 
     /// The rules, by precedence.
@@ -303,7 +359,10 @@ impl RuleSet {
             for g in &rule.scope.groups {
                 for c in g {
                     add(&c.attribute);
-                    if matches!(c.operator, ScopeOperator::IsMemberOf | ScopeOperator::IsNotMemberOf) {
+                    if matches!(
+                        c.operator,
+                        ScopeOperator::IsMemberOf | ScopeOperator::IsNotMemberOf
+                    ) {
                         add("memberOf");
                     }
                 }
@@ -323,7 +382,12 @@ impl RuleSet {
     }
 
     /// Evaluates every rule for `entry`; `trace` records each flow's result.
-    pub fn evaluate_with(&self, entry: &dyn AttributeLookup, mode: EvaluationMode, trace: bool) -> Evaluation {
+    pub fn evaluate_with(
+        &self,
+        entry: &dyn AttributeLookup,
+        mode: EvaluationMode,
+        trace: bool,
+    ) -> Evaluation {
         let mut ev = Evaluation::default();
         let in_scope = self.scope(entry, &mut ev.errors);
         for (i, rule) in self.rules.iter().enumerate() {
@@ -341,7 +405,10 @@ impl RuleSet {
                 }
                 let rule = &self.rules[ri];
                 let flow = &rule.flows[fi];
-                let record = |result: serde_json::Value, note: Option<&str>, won: bool, ev: &mut Evaluation| {
+                let record = |result: serde_json::Value,
+                              note: Option<&str>,
+                              won: bool,
+                              ev: &mut Evaluation| {
                     if trace {
                         ev.trace.push(FlowTrace {
                             rule: rule.name.clone(),
@@ -356,7 +423,12 @@ impl RuleSet {
                     }
                 };
                 if flow.apply_once && mode == EvaluationMode::Update {
-                    record(serde_json::Value::Null, Some("skipped: apply once, and the object exists"), false, &mut ev);
+                    record(
+                        serde_json::Value::Null,
+                        Some("skipped: apply once, and the object exists"),
+                        false,
+                        &mut ev,
+                    );
                     continue;
                 }
                 if decided {
@@ -365,7 +437,12 @@ impl RuleSet {
                             Ok(o) => o.to_json(rule.dialect),
                             Err(e) => serde_json::json!({ "error": e.message }),
                         };
-                        record(shown, Some("not used: a higher-precedence rule decided"), false, &mut ev);
+                        record(
+                            shown,
+                            Some("not used: a higher-precedence rule decided"),
+                            false,
+                            &mut ev,
+                        );
                     }
                     continue;
                 }
@@ -380,20 +457,45 @@ impl RuleSet {
                             Value::Multi(vs) => vs.into_iter().map(Value::into_owned).collect(),
                             one => vec![one.into_owned()],
                         };
-                        ev.attributes.push(AttributeResult { target: target.clone(), values: Some(values), rule: rule.name.clone(), apply_once: flow.apply_once });
+                        ev.attributes.push(AttributeResult {
+                            target: target.clone(),
+                            values: Some(values),
+                            rule: rule.name.clone(),
+                            apply_once: flow.apply_once,
+                        });
                         decided = true;
                     }
                     Ok(Outcome::AuthoritativeNull) => {
-                        record(Outcome::AuthoritativeNull.to_json(rule.dialect), None, true, &mut ev);
-                        ev.attributes.push(AttributeResult { target: target.clone(), values: None, rule: rule.name.clone(), apply_once: flow.apply_once });
+                        record(
+                            Outcome::AuthoritativeNull.to_json(rule.dialect),
+                            None,
+                            true,
+                            &mut ev,
+                        );
+                        ev.attributes.push(AttributeResult {
+                            target: target.clone(),
+                            values: None,
+                            rule: rule.name.clone(),
+                            apply_once: flow.apply_once,
+                        });
                         decided = true;
                     }
                     Ok(o @ (Outcome::IgnoreThisFlow | Outcome::IgnoreFlow)) => {
                         record(o.to_json(rule.dialect), None, false, &mut ev);
                     }
                     Err(e) => {
-                        record(serde_json::json!({ "error": e.message }), None, true, &mut ev);
-                        ev.errors.push(ObjectError { rule: rule.name.clone(), attribute: Some(target.clone()), message: e.message, raised: e.raised });
+                        record(
+                            serde_json::json!({ "error": e.message }),
+                            None,
+                            true,
+                            &mut ev,
+                        );
+                        ev.errors.push(ObjectError {
+                            rule: rule.name.clone(),
+                            attribute: Some(target.clone()),
+                            message: e.message,
+                            raised: e.raised,
+                        });
                         decided = true;
                     }
                 }
@@ -401,7 +503,12 @@ impl RuleSet {
             if !decided {
                 if let Some((ri, fi)) = null_from {
                     let rule = &self.rules[ri];
-                    ev.attributes.push(AttributeResult { target: target.clone(), values: None, rule: rule.name.clone(), apply_once: rule.flows[fi].apply_once });
+                    ev.attributes.push(AttributeResult {
+                        target: target.clone(),
+                        values: None,
+                        rule: rule.name.clone(),
+                        apply_once: rule.flows[fi].apply_once,
+                    });
                 }
             }
         }
@@ -419,7 +526,12 @@ impl RuleSet {
                 match rule.scope.matches(entry) {
                     Ok(b) => b,
                     Err(message) => {
-                        errors.push(ObjectError { rule: rule.name.clone(), attribute: None, message, raised: false });
+                        errors.push(ObjectError {
+                            rule: rule.name.clone(),
+                            attribute: None,
+                            message,
+                            raised: false,
+                        });
                         false
                     }
                 }
@@ -429,7 +541,10 @@ impl RuleSet {
 
     /// `userType` must come out exactly `Member` or `Guest`.
     fn check_user_type(&self, ev: &mut Evaluation) {
-        let pos = ev.attributes.iter().position(|a| a.target.eq_ignore_ascii_case("userType"));
+        let pos = ev
+            .attributes
+            .iter()
+            .position(|a| a.target.eq_ignore_ascii_case("userType"));
         match pos {
             Some(i) => {
                 let a = &ev.attributes[i];
@@ -443,11 +558,28 @@ impl RuleSet {
                 if let Some(message) = problem {
                     let rule = a.rule.clone();
                     ev.attributes.remove(i);
-                    ev.errors.push(ObjectError { rule, attribute: Some("userType".into()), message, raised: false });
+                    ev.errors.push(ObjectError {
+                        rule,
+                        attribute: Some("userType".into()),
+                        message,
+                        raised: false,
+                    });
                 }
             }
-            None if self.require_user_type && ev.in_scope && !ev.errors.iter().any(|e| e.attribute.as_deref().is_some_and(|a| a.eq_ignore_ascii_case("userType"))) => {
-                ev.errors.push(ObjectError { rule: String::from("(rule set)"), attribute: Some("userType".into()), message: "no rule in scope sets userType, and require_user_type is set".into(), raised: false });
+            None if self.require_user_type
+                && ev.in_scope
+                && !ev.errors.iter().any(|e| {
+                    e.attribute
+                        .as_deref()
+                        .is_some_and(|a| a.eq_ignore_ascii_case("userType"))
+                }) =>
+            {
+                ev.errors.push(ObjectError {
+                    rule: String::from("(rule set)"),
+                    attribute: Some("userType".into()),
+                    message: "no rule in scope sets userType, and require_user_type is set".into(),
+                    raised: false,
+                });
             }
             None => {}
         }
@@ -457,7 +589,11 @@ impl RuleSet {
     /// path for deciding partner versus member. `Ok(None)` means no rule sets it (Entra's
     /// default, Member, applies).
     pub fn user_type(&self, entry: &dyn AttributeLookup) -> Result<Option<UserType>, ObjectError> {
-        let Some((_, flows)) = self.targets.iter().find(|(t, _)| t.eq_ignore_ascii_case("userType")) else {
+        let Some((_, flows)) = self
+            .targets
+            .iter()
+            .find(|(t, _)| t.eq_ignore_ascii_case("userType"))
+        else {
             return Ok(None);
         };
         for &(ri, fi) in flows {
@@ -468,10 +604,22 @@ impl RuleSet {
             match rule.scope.matches(entry) {
                 Ok(true) => {}
                 Ok(false) => continue,
-                Err(message) => return Err(ObjectError { rule: rule.name.clone(), attribute: None, message, raised: false }),
+                Err(message) => {
+                    return Err(ObjectError {
+                        rule: rule.name.clone(),
+                        attribute: None,
+                        message,
+                        raised: false,
+                    })
+                }
             }
             let flow = &rule.flows[fi];
-            let err = |message: String, raised: bool| ObjectError { rule: rule.name.clone(), attribute: Some("userType".into()), message, raised };
+            let err = |message: String, raised: bool| ObjectError {
+                rule: rule.name.clone(),
+                attribute: Some("userType".into()),
+                message,
+                raised,
+            };
             match flow.expression.evaluate(entry, &self.context) {
                 Ok(Outcome::Value(Value::Null)) | Ok(Outcome::IgnoreThisFlow) | Ok(Outcome::IgnoreFlow) => continue,
                 Ok(Outcome::AuthoritativeNull) => return Ok(None),
@@ -485,12 +633,18 @@ impl RuleSet {
             }
         }
         if self.require_user_type {
-            return Err(ObjectError { rule: "(rule set)".into(), attribute: Some("userType".into()), message: "no rule in scope sets userType, and require_user_type is set".into(), raised: false });
+            return Err(ObjectError {
+                rule: "(rule set)".into(),
+                attribute: Some("userType".into()),
+                message: "no rule in scope sets userType, and require_user_type is set".into(),
+                raised: false,
+            });
         }
         Ok(None)
     }
 }
 
 pub(crate) fn line_of(text: &str, offset: usize) -> usize {
-    text.get(..offset.min(text.len())).map_or(1, |t| t.matches('\n').count() + 1)
+    text.get(..offset.min(text.len()))
+        .map_or(1, |t| t.matches('\n').count() + 1)
 }

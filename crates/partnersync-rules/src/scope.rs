@@ -107,7 +107,10 @@ const TOKENS: &[(&str, ScopeOperator)] = &[
     ("REGEX MATCH", ScopeOperator::ProvRegexMatch),
     ("NOT REGEX MATCH", ScopeOperator::ProvNotRegexMatch),
     ("Greater_Than", ScopeOperator::ProvGreaterThan),
-    ("Greater_Than_OR_EQUALS", ScopeOperator::ProvGreaterThanOrEquals),
+    (
+        "Greater_Than_OR_EQUALS",
+        ScopeOperator::ProvGreaterThanOrEquals,
+    ),
     ("Less_Than", ScopeOperator::ProvLessThan),
     ("Less_Than_OR_EQUALS", ScopeOperator::ProvLessThanOrEquals),
     ("Includes", ScopeOperator::ProvIncludes),
@@ -119,13 +122,19 @@ const TOKENS: &[(&str, ScopeOperator)] = &[
 impl ScopeOperator {
     /// The canonical token.
     pub fn token(self) -> &'static str {
-        TOKENS.iter().find(|(_, o)| *o == self).map_or("?", |(t, _)| t)
+        TOKENS
+            .iter()
+            .find(|(_, o)| *o == self)
+            .map_or("?", |(t, _)| t)
     }
 
     /// Whether the operator takes no value.
     pub fn is_unary(self) -> bool {
         use ScopeOperator::*;
-        matches!(self, IsNull | IsNotNull | ProvIsNull | ProvIsNotNull | ProvIsTrue | ProvIsFalse)
+        matches!(
+            self,
+            IsNull | IsNotNull | ProvIsNull | ProvIsNotNull | ProvIsTrue | ProvIsFalse
+        )
     }
 }
 
@@ -138,7 +147,10 @@ impl FromStr for ScopeOperator {
         if let Some((_, op)) = TOKENS.iter().find(|(t, _)| t.eq_ignore_ascii_case(&norm)) {
             return Ok(*op);
         }
-        let best = TOKENS.iter().map(|(t, _)| (edit_distance(t, &norm), *t)).min();
+        let best = TOKENS
+            .iter()
+            .map(|(t, _)| (edit_distance(t, &norm), *t))
+            .min();
         let hint = match best {
             Some((d, t)) if d <= 3 => format!("; did you mean {t}?"),
             _ => String::new(),
@@ -164,20 +176,37 @@ impl ScopeClause {
         let mut regex = None;
         match operator {
             ProvRegexMatch | ProvNotRegexMatch => {
-                regex = Some(crate::text::dotnet_regex(value).map_err(|e| format!("{operator}: {e}"))?);
+                regex =
+                    Some(crate::text::dotnet_regex(value).map_err(|e| format!("{operator}: {e}"))?);
             }
-            IsBitSet | IsBitNotSet | ProvBitAnd | ProvNotBitAnd | ProvGreaterThan
-            | ProvGreaterThanOrEquals | ProvLessThan | ProvLessThanOrEquals => {
-                if crate::eval::parse_int(value).is_none() {
-                    return Err(format!("{operator} needs a whole number as its value, got {value:?}"));
-                }
+            IsBitSet
+            | IsBitNotSet
+            | ProvBitAnd
+            | ProvNotBitAnd
+            | ProvGreaterThan
+            | ProvGreaterThanOrEquals
+            | ProvLessThan
+            | ProvLessThanOrEquals
+                if crate::eval::parse_int(value).is_none() =>
+            {
+                return Err(format!(
+                    "{operator} needs a whole number as its value, got {value:?}"
+                ));
             }
-            op if !op.is_unary() && value.is_empty() && !matches!(op, Equal | NotEqual | ProvEquals | ProvNotEquals) => {
+            op if !op.is_unary()
+                && value.is_empty()
+                && !matches!(op, Equal | NotEqual | ProvEquals | ProvNotEquals) =>
+            {
                 return Err(format!("{operator} needs a value"));
             }
             _ => {}
         }
-        Ok(ScopeClause { attribute: attribute.to_string(), operator, value: value.to_string(), regex })
+        Ok(ScopeClause {
+            attribute: attribute.to_string(),
+            operator,
+            value: value.to_string(),
+            regex,
+        })
     }
 
     /// Whether `entry` satisfies the clause.
@@ -192,7 +221,11 @@ impl ScopeClause {
                 .unwrap_or(&[])
                 .iter()
                 .any(|v| normalize_dn(&v.to_text_lossy()) == target);
-            return Ok(if self.operator == IsMemberOf { member } else { !member });
+            return Ok(if self.operator == IsMemberOf {
+                member
+            } else {
+                !member
+            });
         }
         let values: Vec<std::borrow::Cow<'_, str>> = entry
             .lookup(&self.attribute)
@@ -205,16 +238,25 @@ impl ScopeClause {
         let value = self.value.as_str();
         if values.is_empty() {
             // Absent (or empty) attribute.
-            return Ok(match op {
-                IsNull | ProvIsNull => true,
-                NotEqual | NotContains | NotStartsWith | NotEndsWith | IsNotIn | IsBitNotSet
-                | IsNotMemberOf => true,
-                _ => false,
-            });
+            return Ok(matches!(
+                op,
+                IsNull
+                    | ProvIsNull
+                    | NotEqual
+                    | NotContains
+                    | NotStartsWith
+                    | NotEndsWith
+                    | IsNotIn
+                    | IsBitNotSet
+                    | IsNotMemberOf
+            ));
         }
         let int = |s: &str| -> Result<i64, String> {
             crate::eval::parse_int(s).ok_or_else(|| {
-                format!("scoping clause '{} {} {}': the attribute value {s:?} is not a whole number", self.attribute, op, self.value)
+                format!(
+                    "scoping clause '{} {} {}': the attribute value {s:?} is not a whole number",
+                    self.attribute, op, self.value
+                )
             })
         };
         let ci_eq = |a: &str| a.to_lowercase() == value.to_lowercase();
@@ -251,7 +293,11 @@ impl ScopeClause {
             IsBitSet | IsBitNotSet => {
                 let mask = int(value)?;
                 let set = any(&|a| Ok(int(a)? & mask == mask))?;
-                if op == IsBitSet { set } else { !set }
+                if op == IsBitSet {
+                    set
+                } else {
+                    !set
+                }
             }
             IsMemberOf | IsNotMemberOf => false,
             ProvEquals => any(&|a| Ok(a == value))?,
@@ -259,9 +305,15 @@ impl ScopeClause {
             ProvIsTrue => any(&|a| Ok(a.trim().eq_ignore_ascii_case("true")))?,
             ProvIsFalse => any(&|a| Ok(a.trim().eq_ignore_ascii_case("false")))?,
             ProvRegexMatch | ProvNotRegexMatch => {
-                let Some(re) = &self.regex else { return Ok(false) };
+                let Some(re) = &self.regex else {
+                    return Ok(false);
+                };
                 let m = any(&|a| Ok(re.is_match(a)))?;
-                if op == ProvRegexMatch { m } else { !m }
+                if op == ProvRegexMatch {
+                    m
+                } else {
+                    !m
+                }
             }
             ProvGreaterThan => any(&|a| Ok(int(a)? > int(value)?))?,
             ProvGreaterThanOrEquals => any(&|a| Ok(int(a)? >= int(value)?))?,
@@ -276,7 +328,10 @@ impl ScopeClause {
 }
 
 fn normalize_dn(dn: &str) -> String {
-    dn.split(',').map(|p| p.trim().to_lowercase()).collect::<Vec<_>>().join(",")
+    dn.split(',')
+        .map(|p| p.trim().to_lowercase())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 impl ScopeFilter {

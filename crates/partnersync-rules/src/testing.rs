@@ -38,7 +38,11 @@ pub struct TestFailure {
 
 impl fmt::Display for TestFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: expected {}, got {}", self.what, self.expected, self.actual)
+        write!(
+            f,
+            "{}: expected {}, got {}",
+            self.what, self.expected, self.actual
+        )
     }
 }
 
@@ -65,22 +69,30 @@ fn describe(values: &Option<Vec<Value<'static>>>) -> String {
     match values {
         None => "cleared".into(),
         Some(v) if v.len() == 1 => v[0].to_json(Dialect::AadConnect).to_string(),
-        Some(v) => serde_json::Value::Array(v.iter().map(|x| x.to_json(Dialect::AadConnect)).collect()).to_string(),
+        Some(v) => {
+            serde_json::Value::Array(v.iter().map(|x| x.to_json(Dialect::AadConnect)).collect())
+                .to_string()
+        }
     }
 }
 
 fn texts(values: &[Value<'static>]) -> Vec<String> {
     values
         .iter()
-        .map(|v| v.to_text(Dialect::AadConnect).map(|t| t.into_owned()).unwrap_or_default())
+        .map(|v| {
+            v.to_text(Dialect::AadConnect)
+                .map(|t| t.into_owned())
+                .unwrap_or_default()
+        })
         .collect()
 }
 
 impl RuleSet {
     /// Builds the entry a test describes.
     pub fn test_entry(test: &TestConfig) -> Entry {
-        let anchor = Anchor::from_bytes(test.name.as_bytes().to_vec())
-            .unwrap_or_else(|_| Anchor::from_bytes(vec![0]).unwrap_or_else(|_| unreachable_anchor()));
+        let anchor = Anchor::from_bytes(test.name.as_bytes().to_vec()).unwrap_or_else(|_| {
+            Anchor::from_bytes(vec![0]).unwrap_or_else(|_| unreachable_anchor())
+        });
         let mut entry = Entry::new(anchor, test.dn.clone().unwrap_or_else(|| "CN=test".into()));
         for (name, values) in &test.attributes {
             for v in values.values() {
@@ -98,17 +110,29 @@ impl RuleSet {
         let errors: Vec<String> = ev.errors.iter().map(|e| e.to_string()).collect();
         match &test.expect_error {
             Some(needle) => {
-                if !ev.errors.iter().any(|e| e.message.contains(needle.as_str())) {
+                if !ev
+                    .errors
+                    .iter()
+                    .any(|e| e.message.contains(needle.as_str()))
+                {
                     failures.push(TestFailure {
                         what: "error".into(),
                         expected: format!("an error containing {needle:?}"),
-                        actual: if errors.is_empty() { "no error".into() } else { errors.join("; ") },
+                        actual: if errors.is_empty() {
+                            "no error".into()
+                        } else {
+                            errors.join("; ")
+                        },
                     });
                 }
             }
             None => {
                 if !errors.is_empty() {
-                    failures.push(TestFailure { what: "error".into(), expected: "no error".into(), actual: errors.join("; ") });
+                    failures.push(TestFailure {
+                        what: "error".into(),
+                        expected: "no error".into(),
+                        actual: errors.join("; "),
+                    });
                 }
             }
         }
@@ -117,7 +141,11 @@ impl RuleSet {
                 failures.push(TestFailure {
                     what: "in scope".into(),
                     expected: want.to_string(),
-                    actual: if ev.in_scope { format!("true (rules: {})", ev.rules_in_scope.join(", ")) } else { "false (no rule applies)".into() },
+                    actual: if ev.in_scope {
+                        format!("true (rules: {})", ev.rules_in_scope.join(", "))
+                    } else {
+                        "false (no rule applies)".into()
+                    },
                 });
             }
         }
@@ -131,7 +159,14 @@ impl RuleSet {
                     expected: want.to_string(),
                     actual: match got {
                         Some(a) => format!("{} (rule \"{}\")", describe(&a.values), a.rule),
-                        None if ev.errors.iter().any(|e| e.attribute.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(attr))) => "an error (see above)".into(),
+                        None if ev.errors.iter().any(|e| {
+                            e.attribute
+                                .as_deref()
+                                .is_some_and(|x| x.eq_ignore_ascii_case(attr))
+                        }) =>
+                        {
+                            "an error (see above)".into()
+                        }
                         None => "nothing (no rule in scope sets it)".into(),
                     },
                 });
@@ -159,12 +194,20 @@ impl RuleSet {
                 });
             }
         }
-        (TestOutcome { name: test.name.clone(), failures }, ev)
+        (
+            TestOutcome {
+                name: test.name.clone(),
+                failures,
+            },
+            ev,
+        )
     }
 
     /// Runs every test of the rule set.
     pub fn run_tests(&self) -> TestReport {
-        TestReport { outcomes: self.tests().iter().map(|t| self.run_test(t).0).collect() }
+        TestReport {
+            outcomes: self.tests().iter().map(|t| self.run_test(t).0).collect(),
+        }
     }
 }
 

@@ -1598,7 +1598,7 @@ pub fn dotnet_replacement_for(regex: &Regex, template: &str) -> String {
 
 fn translate_replacement(template: &str, regex: Option<&Regex>) -> String {
     let group_count = regex.map(Regex::captures_len);
-    let number_exists = |n: usize| group_count.map_or(true, |count| n < count);
+    let number_exists = |n: usize| group_count.is_none_or(|count| n < count);
     let name_exists = |name: &str| match regex {
         None => true,
         Some(re) => match name.parse::<usize>() {
@@ -2818,7 +2818,7 @@ mod tests {
             .unwrap_err()
             .contains("revision"));
         let mut too_many = vec![1, 16, 0, 0, 0, 0, 0, 5];
-        too_many.extend(std::iter::repeat(0).take(64));
+        too_many.extend(std::iter::repeat_n(0, 64));
         assert!(string_from_sid(&too_many)
             .unwrap_err()
             .contains("at most 15"));

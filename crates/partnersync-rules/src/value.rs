@@ -120,7 +120,10 @@ impl<'a> Value<'a> {
                 serde_json::Value::Array(v.iter().map(|x| x.to_json(dialect)).collect())
             }
             other => serde_json::Value::String(
-                other.to_text(dialect).map(Cow::into_owned).unwrap_or_default(),
+                other
+                    .to_text(dialect)
+                    .map(Cow::into_owned)
+                    .unwrap_or_default(),
             ),
         }
     }

@@ -29,16 +29,21 @@ struct Case {
 fn run_case(dialect: Dialect, case: &Case) -> Result<(), String> {
     let mut ctx = Context::default();
     if let Some(t) = &case.types {
-        let raw: HashMap<String, String> = serde_json::from_str(t).map_err(|e| format!("bad types JSON: {e}"))?;
+        let raw: HashMap<String, String> =
+            serde_json::from_str(t).map_err(|e| format!("bad types JSON: {e}"))?;
         for (k, v) in raw {
             ctx.types.insert(k, v.parse::<AttributeType>()?);
         }
     }
     if let Some(p) = &case.parameters {
-        ctx.parameters = serde_json::from_str(p).map_err(|e| format!("bad parameters JSON: {e}"))?;
+        ctx.parameters =
+            serde_json::from_str(p).map_err(|e| format!("bad parameters JSON: {e}"))?;
     }
     let attrs = match &case.attributes {
-        Some(a) => attributes_from_json(&serde_json::from_str(a).map_err(|e| format!("bad attributes JSON: {e}"))?, &ctx.types)?,
+        Some(a) => attributes_from_json(
+            &serde_json::from_str(a).map_err(|e| format!("bad attributes JSON: {e}"))?,
+            &ctx.types,
+        )?,
         None => partnersync_core::Attributes::new(),
     };
     let expr = match Expression::parse(&case.expr, dialect) {
@@ -47,23 +52,34 @@ fn run_case(dialect: Dialect, case: &Case) -> Result<(), String> {
             let shown = e.to_string();
             return match &case.parse_error {
                 Some(want) if shown.contains(want.as_str()) => Ok(()),
-                Some(want) => Err(format!("parse error should contain {want:?}, got:\n{shown}")),
+                Some(want) => Err(format!(
+                    "parse error should contain {want:?}, got:\n{shown}"
+                )),
                 None => Err(format!("unexpected parse error:\n{shown}")),
             };
         }
     };
     if let Some(want) = &case.parse_error {
-        return Err(format!("expected a parse error containing {want:?}, but it parsed"));
+        return Err(format!(
+            "expected a parse error containing {want:?}, but it parsed"
+        ));
     }
     match expr.evaluate(&attrs, &ctx) {
         Ok(outcome) => {
             let got = outcome.to_json(dialect);
             match (&case.expect, &case.error) {
                 (Some(want), _) => {
-                    let want: serde_json::Value = serde_json::from_str(want).map_err(|e| format!("bad expect JSON: {e}"))?;
-                    if got == want { Ok(()) } else { Err(format!("expected {want}, got {got}")) }
+                    let want: serde_json::Value =
+                        serde_json::from_str(want).map_err(|e| format!("bad expect JSON: {e}"))?;
+                    if got == want {
+                        Ok(())
+                    } else {
+                        Err(format!("expected {want}, got {got}"))
+                    }
                 }
-                (None, Some(want)) => Err(format!("expected an error containing {want:?}, got {got}")),
+                (None, Some(want)) => {
+                    Err(format!("expected an error containing {want:?}, got {got}"))
+                }
                 (None, None) => Err("case has no expectation".into()),
             }
         }
@@ -85,15 +101,26 @@ fn run_file(dialect: Dialect, text: &str) {
         }
     }
     assert!(ran > 50, "expected a substantial fixture, ran {ran}");
-    assert!(failures.is_empty(), "{} of {ran} {dialect} cases failed:\n\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {ran} {dialect} cases failed:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
 #[test]
 fn aadconnect_cases() {
-    run_file(Dialect::AadConnect, include_str!("fixtures/aadconnect.toml"));
+    run_file(
+        Dialect::AadConnect,
+        include_str!("fixtures/aadconnect.toml"),
+    );
 }
 
 #[test]
 fn provisioning_cases() {
-    run_file(Dialect::Provisioning, include_str!("fixtures/provisioning.toml"));
+    run_file(
+        Dialect::Provisioning,
+        include_str!("fixtures/provisioning.toml"),
+    );
 }

@@ -12,9 +12,13 @@ fn attr_name() -> impl Strategy<Value = String> {
 
 fn leaf(dialect: Dialect) -> BoxedStrategy<String> {
     let mut options: Vec<BoxedStrategy<String>> = vec![
-        any::<String>().prop_map(|s| print(&Expr::Str(s.into()), Dialect::AadConnect)).boxed(),
+        any::<String>()
+            .prop_map(|s| print(&Expr::Str(s.into()), Dialect::AadConnect))
+            .boxed(),
         (0i64..1_000_000).prop_map(|n| n.to_string()).boxed(),
-        any::<i64>().prop_map(|n| format!("&H{:X}", n as u64)).boxed(),
+        any::<i64>()
+            .prop_map(|n| format!("&H{:X}", n as u64))
+            .boxed(),
         prop_oneof![Just("True".to_string()), Just("False".to_string())].boxed(),
         attr_name().prop_map(|n| format!("[{n}]")).boxed(),
         prop_oneof![Just("vbTextCompare".to_string()), Just("UTF8".to_string())].boxed(),
@@ -39,7 +43,13 @@ fn leaf(dialect: Dialect) -> BoxedStrategy<String> {
 fn generatable(s: &Signature) -> bool {
     !matches!(
         s.func,
-        Func::Select | Func::Where | Func::With | Func::ImportedValue | Func::ValueCount | Func::ReplaceChars | Func::ReplaceProv
+        Func::Select
+            | Func::Where
+            | Func::With
+            | Func::ImportedValue
+            | Func::ValueCount
+            | Func::ReplaceChars
+            | Func::ReplaceProv
     )
 }
 
@@ -49,17 +59,25 @@ fn expression_text(dialect: Dialect) -> BoxedStrategy<String> {
     leaf(dialect)
         .prop_recursive(5, 48, 6, move |inner| {
             let sigs = sigs.clone();
-            let call = (0..sigs.len(), proptest::collection::vec(inner.clone(), 0..6)).prop_map(move |(i, pool)| {
-                let s = sigs[i];
-                let mut n = s.min.max(pool.len().min(s.max));
-                if matches!(s.func, Func::Switch | Func::SwitchProv) && n % 2 == 1 {
-                    n += 1;
-                }
-                let args: Vec<String> = (0..n).map(|k| pool.get(k).cloned().unwrap_or_else(|| "1".into())).collect();
-                format!("{}({})", s.name, args.join(", "))
-            });
+            let call = (
+                0..sigs.len(),
+                proptest::collection::vec(inner.clone(), 0..6),
+            )
+                .prop_map(move |(i, pool)| {
+                    let s = sigs[i];
+                    let mut n = s.min.max(pool.len().min(s.max));
+                    if matches!(s.func, Func::Switch | Func::SwitchProv) && n % 2 == 1 {
+                        n += 1;
+                    }
+                    let args: Vec<String> = (0..n)
+                        .map(|k| pool.get(k).cloned().unwrap_or_else(|| "1".into()))
+                        .collect();
+                    format!("{}({})", s.name, args.join(", "))
+                });
             let ops: &'static [&'static str] = match dialect {
-                Dialect::AadConnect => &["+", "-", "*", "/", "&", "=", "<>", "<", "<=", ">", ">=", "&&", "||"],
+                Dialect::AadConnect => &[
+                    "+", "-", "*", "/", "&", "=", "<>", "<", "<=", ">", ">=", "&&", "||",
+                ],
                 Dialect::Provisioning => &["=", "<>", "<", ">=", "&"],
             };
             let binary = (inner.clone(), 0..ops.len(), inner.clone())
@@ -75,7 +93,14 @@ fn expression_text(dialect: Dialect) -> BoxedStrategy<String> {
 }
 
 fn attributes() -> impl Strategy<Value = Attributes> {
-    proptest::collection::vec((attr_name(), proptest::collection::vec(any::<String>(), 0..3)), 0..6).prop_map(|pairs| {
+    proptest::collection::vec(
+        (
+            attr_name(),
+            proptest::collection::vec(any::<String>(), 0..3),
+        ),
+        0..6,
+    )
+    .prop_map(|pairs| {
         let mut a = Attributes::new();
         for (k, vs) in pairs {
             a.set(k.as_str(), vs.into_iter().map(Into::into).collect());
@@ -92,8 +117,9 @@ fn round_trip(dialect: Dialect, text: &str) -> Result<(), TestCaseError> {
         Err(_) => return Ok(()),
     };
     let printed = print(first.ast(), dialect);
-    let second = Expression::parse(&printed, dialect)
-        .map_err(|e| TestCaseError::fail(format!("printed form does not parse:\n{printed}\n{e}")))?;
+    let second = Expression::parse(&printed, dialect).map_err(|e| {
+        TestCaseError::fail(format!("printed form does not parse:\n{printed}\n{e}"))
+    })?;
     prop_assert_eq!(first.ast(), second.ast(), "printed: {}", printed);
     Ok(())
 }
@@ -217,6 +243,9 @@ fn generated_expressions_mostly_parse() {
                 ok += 1;
             }
         }
-        assert!(ok >= 270, "{dialect}: only {ok} of 300 generated expressions parse");
+        assert!(
+            ok >= 270,
+            "{dialect}: only {ok} of 300 generated expressions parse"
+        );
     }
 }

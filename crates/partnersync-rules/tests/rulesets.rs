@@ -5,7 +5,10 @@ use partnersync_core::{Anchor, Entry, UserType};
 use partnersync_rules::{EvaluationMode, RuleSet, ScopeClause, ScopeOperator};
 
 fn entry(attrs: &[(&str, &str)]) -> Entry {
-    let mut e = Entry::new(Anchor::from_bytes(vec![7; 16]).unwrap(), "CN=Test,OU=Users,DC=contoso,DC=com");
+    let mut e = Entry::new(
+        Anchor::from_bytes(vec![7; 16]).unwrap(),
+        "CN=Test,OU=Users,DC=contoso,DC=com",
+    );
     for (k, v) in attrs {
         e.attributes.insert(*k, *v);
     }
@@ -61,20 +64,31 @@ fn rules_are_ordered_by_precedence_not_by_file_order() {
         "#,
     )
     .unwrap();
-    assert_eq!(rules.evaluate(&entry(&[])).attribute("title").unwrap().rule, "declared second");
+    assert_eq!(
+        rules.evaluate(&entry(&[])).attribute("title").unwrap().rule,
+        "declared second"
+    );
 }
 
 #[test]
 fn null_lets_a_lower_rule_contribute() {
     let rules = two_rules("NULL", r#""from low""#);
-    let a = rules.evaluate(&entry(&[])).attribute("department").cloned().unwrap();
+    let a = rules
+        .evaluate(&entry(&[]))
+        .attribute("department")
+        .cloned()
+        .unwrap();
     assert_eq!(a.rule, "low");
 }
 
 #[test]
 fn null_from_everyone_clears_the_attribute() {
     let rules = two_rules("NULL", "NULL");
-    let a = rules.evaluate(&entry(&[])).attribute("department").cloned().unwrap();
+    let a = rules
+        .evaluate(&entry(&[]))
+        .attribute("department")
+        .cloned()
+        .unwrap();
     assert_eq!(a.values, None);
     assert_eq!(a.rule, "high");
 }
@@ -82,7 +96,11 @@ fn null_from_everyone_clears_the_attribute() {
 #[test]
 fn authoritative_null_clears_and_beats_lower_rules() {
     let rules = two_rules("AuthoritativeNull", r#""from low""#);
-    let a = rules.evaluate(&entry(&[])).attribute("department").cloned().unwrap();
+    let a = rules
+        .evaluate(&entry(&[]))
+        .attribute("department")
+        .cloned()
+        .unwrap();
     assert_eq!(a.values, None);
     assert_eq!(a.rule, "high");
 }
@@ -90,10 +108,20 @@ fn authoritative_null_clears_and_beats_lower_rules() {
 #[test]
 fn ignore_this_flow_is_as_if_the_flow_did_not_exist() {
     let rules = two_rules("IgnoreThisFlow", r#""from low""#);
-    assert_eq!(rules.evaluate(&entry(&[])).attribute("department").unwrap().rule, "low");
+    assert_eq!(
+        rules
+            .evaluate(&entry(&[]))
+            .attribute("department")
+            .unwrap()
+            .rule,
+        "low"
+    );
     let rules = two_rules("IgnoreThisFlow", "IgnoreThisFlow");
     let ev = rules.evaluate(&entry(&[]));
-    assert!(ev.attribute("department").is_none(), "all flows ignored: leave the target alone");
+    assert!(
+        ev.attribute("department").is_none(),
+        "all flows ignored: leave the target alone"
+    );
     assert!(ev.errors.is_empty());
 }
 
@@ -116,7 +144,9 @@ fn run_time_errors_name_rule_and_attribute() {
     let ev = rules.evaluate(&entry(&[]));
     assert_eq!(ev.errors[0].rule, "high");
     assert!(!ev.errors[0].raised);
-    assert!(ev.errors[0].to_string().contains("rule \"high\", attribute department"));
+    assert!(ev.errors[0]
+        .to_string()
+        .contains("rule \"high\", attribute department"));
 }
 
 fn user_type_rule(expr: &str) -> RuleSet {
@@ -134,12 +164,21 @@ fn user_type_must_be_exactly_member_or_guest() {
         assert!(ev.attribute("userType").is_none(), "{bad}");
         assert_eq!(ev.errors.len(), 1, "{bad}");
         assert_eq!(ev.errors[0].rule, "ut");
-        assert!(ev.errors[0].message.contains("exactly \"Member\" or \"Guest\""), "{}", ev.errors[0].message);
+        assert!(
+            ev.errors[0]
+                .message
+                .contains("exactly \"Member\" or \"Guest\""),
+            "{}",
+            ev.errors[0].message
+        );
         let err = rules.user_type(&entry(&[])).unwrap_err();
         assert_eq!(err.rule, "ut");
     }
     let rules = user_type_rule(r#""Guest""#);
-    assert_eq!(rules.evaluate(&entry(&[])).user_type(), Some(UserType::Guest));
+    assert_eq!(
+        rules.evaluate(&entry(&[])).user_type(),
+        Some(UserType::Guest)
+    );
     assert_eq!(rules.user_type(&entry(&[])).unwrap(), Some(UserType::Guest));
 }
 
@@ -187,7 +226,10 @@ fn apply_once_flows_run_only_on_create() {
     assert!(create.attribute("department").unwrap().apply_once);
     let update = rules.evaluate_with(&e, EvaluationMode::Update, true);
     assert_eq!(update.attribute("department").unwrap().rule, "normal");
-    assert!(update.trace.iter().any(|t| t.note.as_deref().is_some_and(|s| s.contains("apply once"))));
+    assert!(update
+        .trace
+        .iter()
+        .any(|t| t.note.as_deref().is_some_and(|s| s.contains("apply once"))));
 }
 
 #[test]
@@ -252,19 +294,43 @@ fn connect_operators() {
         ("userAccountControl", "ISNOTBITSET", "8", true),
         ("userAccountControl", "GREATERTHAN", "100", true),
         ("userAccountControl", "LESSTHAN_OR_EQUAL", "514", true),
-        ("memberOf", "ISMEMBEROF", "cn=partners,ou=groups,dc=contoso,dc=com", true),
-        ("memberOf", "ISNOTMEMBEROF", "CN=Staff,DC=contoso,DC=com", true),
-        ("memberOf", "ISMEMBEROF", "CN=Staff,DC=contoso,DC=com", false),
+        (
+            "memberOf",
+            "ISMEMBEROF",
+            "cn=partners,ou=groups,dc=contoso,dc=com",
+            true,
+        ),
+        (
+            "memberOf",
+            "ISNOTMEMBEROF",
+            "CN=Staff,DC=contoso,DC=com",
+            true,
+        ),
+        (
+            "memberOf",
+            "ISMEMBEROF",
+            "CN=Staff,DC=contoso,DC=com",
+            false,
+        ),
     ];
     for (attr, op, value, want) in cases {
-        let c = if *attr == "memberOf" { clause("x", op, value) } else { clause(attr, op, value) };
+        let c = if *attr == "memberOf" {
+            clause("x", op, value)
+        } else {
+            clause(attr, op, value)
+        };
         assert_eq!(c.matches(&e).unwrap(), *want, "{attr} {op} {value}");
     }
 }
 
 #[test]
 fn provisioning_operators_are_false_on_missing_values() {
-    let e = entry(&[("mail", "ana@contoso.com"), ("employeeId", "1234567"), ("accountEnabled", "True"), ("empty", "")]);
+    let e = entry(&[
+        ("mail", "ana@contoso.com"),
+        ("employeeId", "1234567"),
+        ("accountEnabled", "True"),
+        ("empty", ""),
+    ]);
     let cases: &[(&str, &str, &str, bool)] = &[
         ("mail", "EQUALS", "ana@contoso.com", true),
         ("mail", "EQUALS", "ANA@contoso.com", false),
@@ -288,17 +354,29 @@ fn provisioning_operators_are_false_on_missing_values() {
         ("employeeId", "!&", "1", false),
     ];
     for (attr, op, value, want) in cases {
-        assert_eq!(clause(attr, op, value).matches(&e).unwrap(), *want, "{attr} {op} {value}");
+        assert_eq!(
+            clause(attr, op, value).matches(&e).unwrap(),
+            *want,
+            "{attr} {op} {value}"
+        );
     }
     // An integer operator on a non-integer value is an error naming the clause, not a guess.
     let err = clause("mail", "Greater_Than", "5").matches(&e).unwrap_err();
-    assert!(err.contains("mail") && err.contains("not a whole number"), "{err}");
+    assert!(
+        err.contains("mail") && err.contains("not a whole number"),
+        "{err}"
+    );
 }
 
 #[test]
 fn bad_scoping_clauses_are_rejected_at_load() {
-    assert!("EQAUL".parse::<ScopeOperator>().unwrap_err().contains("did you mean EQUAL"));
-    assert!(ScopeClause::new("uac", ScopeOperator::IsBitSet, "two").unwrap_err().contains("whole number"));
+    assert!("EQAUL"
+        .parse::<ScopeOperator>()
+        .unwrap_err()
+        .contains("did you mean EQUAL"));
+    assert!(ScopeClause::new("uac", ScopeOperator::IsBitSet, "two")
+        .unwrap_err()
+        .contains("whole number"));
     assert!(ScopeClause::new("x", ScopeOperator::ProvRegexMatch, "(?<=a)").is_err());
 }
 
@@ -319,10 +397,16 @@ fn configuration_errors_say_where_and_why() {
         "[[rule]]\nname = \"a\"\nprecedence = 1\n[[rule]]\nname = \"b\"\nprecedence = 1\n",
     )
     .unwrap_err();
-    assert!(dup.to_string().contains("precedence 1 is already used by rule \"a\""), "{dup}");
+    assert!(
+        dup.to_string()
+            .contains("precedence 1 is already used by rule \"a\""),
+        "{dup}"
+    );
 
-    let typo = RuleSet::from_toml_str("[[rule]]\nname = \"a\"\nprecedence = 1\n[[rule.flow]]\ntarget = \"t\"\nexpresion = 'x'\n")
-        .unwrap_err();
+    let typo = RuleSet::from_toml_str(
+        "[[rule]]\nname = \"a\"\nprecedence = 1\n[[rule.flow]]\ntarget = \"t\"\nexpresion = 'x'\n",
+    )
+    .unwrap_err();
     assert_eq!(typo.line, Some(6), "{typo}");
     assert!(typo.to_string().contains("expresion"), "{typo}");
 
@@ -363,10 +447,29 @@ fn parameters_and_types_come_from_the_configuration() {
         "#,
     )
     .unwrap();
-    let ev = rules.evaluate(&entry(&[("sAMAccountName", "ana"), ("userAccountControl", "514")]));
+    let ev = rules.evaluate(&entry(&[
+        ("sAMAccountName", "ana"),
+        ("userAccountControl", "514"),
+    ]));
     assert!(ev.errors.is_empty(), "{:?}", ev.errors);
-    assert_eq!(ev.attribute("userPrincipalName").unwrap().values.as_ref().unwrap()[0].to_string(), "\"ana@contoso.com\"");
-    assert_eq!(ev.attribute("accountEnabled").unwrap().values.as_ref().unwrap()[0].to_string(), "\"false\"");
+    assert_eq!(
+        ev.attribute("userPrincipalName")
+            .unwrap()
+            .values
+            .as_ref()
+            .unwrap()[0]
+            .to_string(),
+        "\"ana@contoso.com\""
+    );
+    assert_eq!(
+        ev.attribute("accountEnabled")
+            .unwrap()
+            .values
+            .as_ref()
+            .unwrap()[0]
+            .to_string(),
+        "\"false\""
+    );
     let mut attrs = rules.source_attributes();
     attrs.sort();
     assert_eq!(attrs, vec!["sAMAccountName", "userAccountControl"]);
@@ -402,13 +505,20 @@ fn rule_tests_report_expected_and_actual() {
     let f = &report.outcomes[1].failures[0];
     assert_eq!(f.what, "userType");
     assert_eq!(f.expected, "\"Guest\"");
-    assert!(f.actual.contains("\"Member\"") && f.actual.contains("rule \"ut\""), "{}", f.actual);
+    assert!(
+        f.actual.contains("\"Member\"") && f.actual.contains("rule \"ut\""),
+        "{}",
+        f.actual
+    );
     assert_eq!(report.outcomes[2].failures[0].actual, "no error");
 }
 
 #[test]
 fn the_shipped_recipes_pass_their_own_tests() {
-    for file in ["usertype-upn-suffix.toml", "usertype-extensionattribute1.toml"] {
+    for file in [
+        "usertype-upn-suffix.toml",
+        "usertype-extensionattribute1.toml",
+    ] {
         let path = format!("{}/../../examples/rules/{file}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap();
         let rules = RuleSet::from_toml_str(&text).unwrap();
@@ -430,11 +540,27 @@ fn a_rule_set_is_shared_across_threads() {
         .map(|i| {
             let rules = rules.clone();
             std::thread::spawn(move || {
-                let upn = if i % 2 == 0 { "x@partners.contoso.com" } else { "x@contoso.com" };
-                (0..1000).map(|_| rules.user_type(&entry(&[("upn", upn)])).unwrap()).last()
+                let upn = if i % 2 == 0 {
+                    "x@partners.contoso.com"
+                } else {
+                    "x@contoso.com"
+                };
+                let mut last = None;
+                for _ in 0..1000 {
+                    last = Some(rules.user_type(&entry(&[("upn", upn)])).unwrap());
+                }
+                last
             })
         })
         .collect();
     let got: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    assert_eq!(got, vec![Some(Some(UserType::Guest)), Some(Some(UserType::Member)), Some(Some(UserType::Guest)), Some(Some(UserType::Member))]);
+    assert_eq!(
+        got,
+        vec![
+            Some(Some(UserType::Guest)),
+            Some(Some(UserType::Member)),
+            Some(Some(UserType::Guest)),
+            Some(Some(UserType::Member))
+        ]
+    );
 }

@@ -66,7 +66,7 @@ impl Object {
     fn existed_at(&self, version: u64) -> bool {
         self.lives
             .iter()
-            .any(|(added, deleted)| *added <= version && deleted.map_or(true, |d| d > version))
+            .any(|(added, deleted)| *added <= version && deleted.is_none_or(|d| d > version))
     }
 }
 

@@ -77,13 +77,24 @@ pub struct TargetError {
 
 impl TargetError {
     /// A new error.
-    pub fn new(category: ErrorCategory, code: impl Into<String>, message: impl Into<String>) -> Self {
-        TargetError { category, code: code.into(), message: message.into() }
+    pub fn new(
+        category: ErrorCategory,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        TargetError {
+            category,
+            code: code.into(),
+            message: message.into(),
+        }
     }
 
     /// Whether trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self.category, ErrorCategory::Throttled | ErrorCategory::Transient)
+        matches!(
+            self.category,
+            ErrorCategory::Throttled | ErrorCategory::Transient
+        )
     }
 }
 
@@ -113,7 +124,11 @@ pub trait TargetDirectory: Send + Sync {
     ) -> Result<TargetUser, TargetError>;
 
     /// Sets (or, with `None`, clears) the given attributes.
-    async fn update(&self, id: &str, attributes: &BTreeMap<String, Option<String>>) -> Result<(), TargetError>;
+    async fn update(
+        &self,
+        id: &str,
+        attributes: &BTreeMap<String, Option<String>>,
+    ) -> Result<(), TargetError>;
 
     /// Soft-deletes a user.
     async fn delete(&self, id: &str) -> Result<(), TargetError>;
