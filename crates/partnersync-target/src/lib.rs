@@ -1,52 +1,138 @@
 //! The target side of partnersync: the [`TargetDirectory`] trait that everything written
-//! to a tenant goes through, and the value types it speaks.
+//! to a tenant goes through, the operations and categorised errors it speaks, and
+//! [`InMemoryTarget`], a faithful-enough directory for the engine's tests.
 //!
-//! The trait knows nothing about Microsoft Graph: the engine is generic over it, the
-//! `partnersync-graph` crate implements it over Graph, and tests use an in-memory target.
-//! This crate is the first version of that contract (the Graph implementation and the
-//! in-memory target arrive with the "Write to Entra ID" issue); it fixes the shapes the
-//! engine will plan against.
+//! The trait knows nothing about Microsoft Graph: the engine is generic over it and the
+//! `partnersync-graph` crate implements it over Graph. Attribute values are lists of
+//! strings in Graph's spelling (`"true"` for Booleans); an empty list clears the attribute.
 //!
 //! ```
-//! use partnersync_target::{TargetError, ErrorCategory};
+//! use partnersync_core::Anchor;
+//! use partnersync_target::{Attributes, CreationMode, InMemoryTarget, Operation, OperationOutcome, TargetDirectory};
 //!
-//! let e = TargetError::new(ErrorCategory::Conflict, "ObjectConflict", "userPrincipalName is already used");
-//! assert!(!e.is_retryable());
-//! assert!(TargetError::new(ErrorCategory::Throttled, "TooManyRequests", "slow down").is_retryable());
+//! # tokio_test_block_on(async {
+//! let target = InMemoryTarget::new();
+//! let anchor = Anchor::from_bytes(vec![1; 16]).unwrap();
+//! let mut attributes = Attributes::new();
+//! attributes.insert("userType".into(), vec!["Guest".into()]);
+//! let results = target
+//!     .apply(&[Operation::Create { anchor: anchor.clone(), mode: CreationMode::Direct, attributes }])
+//!     .await;
+//! assert!(matches!(results[0], Ok(OperationOutcome::Created { .. })));
+//! let user = target.find_by_anchor(&anchor).await.unwrap().unwrap();
+//! assert_eq!(user.attributes["userType"], vec!["Guest".to_string()]);
+//! # });
+//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     partnersync_target::block_on(f)
+//! # }
 //! ```
 #![deny(missing_docs)]
+
+mod memory;
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use async_trait::async_trait;
-use partnersync_core::{Anchor, UserType};
+use partnersync_core::Anchor;
 
-/// One user as the target holds it: its id there, its anchor and the attributes the
-/// engine compares.
+pub use memory::{block_on, InMemoryTarget};
+
+/// Attribute values by attribute name (Graph's names: `displayName`, `userType`, ...).
+/// An empty list means "no value".
+pub type Attributes = BTreeMap<String, Vec<String>>;
+
+/// One user as the target holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetUser {
     /// The target's own id (Graph: the object id).
     pub id: String,
-    /// The source anchor it is bound to (Graph: `onPremisesImmutableId`), if any.
+    /// The source anchor it is bound to (Graph: `onPremisesImmutableId`), if any. Users
+    /// without an anchor are not managed by partnersync and are never touched.
     pub anchor: Option<Anchor>,
-    /// Member or Guest.
-    pub user_type: Option<UserType>,
-    /// Compared attributes by name; `None` is an empty attribute.
-    pub attributes: BTreeMap<String, Option<String>>,
+    /// Attribute values.
+    pub attributes: Attributes,
+    /// Whether the account can sign in.
+    pub enabled: bool,
+    /// Whether the user is soft-deleted (restorable).
+    pub deleted: bool,
 }
 
-/// How a user is created.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a user is created (see the README: direct creation in a verified domain with the
+/// source anchor, or a B2B invitation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum CreationMode {
-    /// Created directly in a verified domain, bound to the source anchor.
+    /// Created directly, bound to the source anchor.
     Direct,
     /// Invited as a B2B guest.
     Invitation,
 }
 
+/// One write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    /// Create a user bound to `anchor`.
+    Create {
+        /// The source anchor.
+        anchor: Anchor,
+        /// Direct or invitation.
+        mode: CreationMode,
+        /// Initial attributes.
+        attributes: Attributes,
+    },
+    /// Set attributes (an empty list clears one).
+    Update {
+        /// The target id.
+        id: String,
+        /// The attributes to change.
+        changes: Attributes,
+    },
+    /// Block sign-in.
+    Disable {
+        /// The target id.
+        id: String,
+    },
+    /// Soft delete.
+    Delete {
+        /// The target id.
+        id: String,
+    },
+    /// Restore a soft-deleted user.
+    Restore {
+        /// The target id.
+        id: String,
+    },
+    /// Delete for good.
+    PermanentDelete {
+        /// The target id.
+        id: String,
+    },
+}
+
+/// What a successful operation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperationOutcome {
+    /// Created, with the new id.
+    Created {
+        /// The new user's id.
+        id: String,
+    },
+    /// Updated.
+    Updated,
+    /// Disabled.
+    Disabled,
+    /// Soft-deleted.
+    Deleted,
+    /// Restored.
+    Restored,
+    /// Permanently deleted.
+    PermanentlyDeleted,
+}
+
 /// Why an operation failed, in categories the engine can act on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ErrorCategory {
     /// A uniqueness conflict (UPN, proxy address, immutable id).
     Conflict,
@@ -109,27 +195,14 @@ impl std::error::Error for TargetError {}
 /// A directory the engine writes to.
 #[async_trait]
 pub trait TargetDirectory: Send + Sync {
-    /// Every user this tool manages.
+    /// Every user bound to an anchor (the users this tool manages), soft-deleted ones
+    /// included.
     async fn list_managed(&self) -> Result<Vec<TargetUser>, TargetError>;
 
-    /// The user bound to `anchor`, if any.
+    /// The user bound to `anchor`, if any (soft-deleted ones included).
     async fn find_by_anchor(&self, anchor: &Anchor) -> Result<Option<TargetUser>, TargetError>;
 
-    /// Creates a user and returns it with its new id.
-    async fn create(
-        &self,
-        anchor: &Anchor,
-        mode: CreationMode,
-        attributes: &BTreeMap<String, Option<String>>,
-    ) -> Result<TargetUser, TargetError>;
-
-    /// Sets (or, with `None`, clears) the given attributes.
-    async fn update(
-        &self,
-        id: &str,
-        attributes: &BTreeMap<String, Option<String>>,
-    ) -> Result<(), TargetError>;
-
-    /// Soft-deletes a user.
-    async fn delete(&self, id: &str) -> Result<(), TargetError>;
+    /// Applies operations, returning one result per operation, in order. Operations are
+    /// independent: one failing does not stop the others.
+    async fn apply(&self, operations: &[Operation]) -> Vec<Result<OperationOutcome, TargetError>>;
 }

@@ -1,0 +1,346 @@
+//! An in-memory [`TargetDirectory`] with the rules that matter to the engine: unique
+//! anchors and UPNs, soft delete and restore, and an operation log.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use partnersync_core::Anchor;
+
+use crate::{ErrorCategory, Operation, OperationOutcome, TargetDirectory, TargetError, TargetUser};
+
+/// An in-memory target for tests: users keyed by id, writes recorded in a log.
+#[derive(Debug, Default)]
+pub struct InMemoryTarget {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    users: BTreeMap<String, TargetUser>,
+    next_id: u64,
+    log: Vec<Operation>,
+}
+
+impl InMemoryTarget {
+    /// An empty directory.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a user directly (not logged), e.g. one created in the portal.
+    pub fn seed(&self, user: TargetUser) {
+        if let Ok(mut s) = self.state.lock() {
+            s.users.insert(user.id.clone(), user);
+        }
+    }
+
+    /// Every user, managed or not.
+    pub fn users(&self) -> Vec<TargetUser> {
+        self.state
+            .lock()
+            .map(|s| s.users.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every write applied so far, in order.
+    pub fn log(&self) -> Vec<Operation> {
+        self.state.lock().map(|s| s.log.clone()).unwrap_or_default()
+    }
+
+    /// Forgets the write log.
+    pub fn clear_log(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.log.clear();
+        }
+    }
+}
+
+fn upn(user: &TargetUser) -> Option<String> {
+    user.attributes
+        .get("userPrincipalName")
+        .and_then(|v| v.first())
+        .map(|s| s.to_lowercase())
+}
+
+fn poisoned() -> TargetError {
+    TargetError::new(
+        ErrorCategory::Other,
+        "Internal",
+        "in-memory target lock poisoned",
+    )
+}
+
+impl State {
+    fn conflict(&self, id: Option<&str>, user: &TargetUser) -> Option<TargetError> {
+        let upn = upn(user);
+        for other in self
+            .users
+            .values()
+            .filter(|o| Some(o.id.as_str()) != id && !o.deleted)
+        {
+            if user.anchor.is_some() && other.anchor == user.anchor {
+                return Some(TargetError::new(
+                    ErrorCategory::Conflict,
+                    "ObjectConflict",
+                    "another object with the same value for property onPremisesImmutableId already exists",
+                ));
+            }
+            if upn.is_some() && upn == crate::memory::upn(other) {
+                return Some(TargetError::new(
+                    ErrorCategory::Conflict,
+                    "ObjectConflict",
+                    "another object with the same value for property userPrincipalName already exists",
+                ));
+            }
+        }
+        None
+    }
+
+    fn apply(&mut self, op: &Operation) -> Result<OperationOutcome, TargetError> {
+        let not_found = |id: &str| {
+            TargetError::new(
+                ErrorCategory::NotFound,
+                "Request_ResourceNotFound",
+                format!("user {id} does not exist"),
+            )
+        };
+        match op {
+            Operation::Create {
+                anchor, attributes, ..
+            } => {
+                self.next_id += 1;
+                let id = format!("00000000-0000-4000-8000-{:012x}", self.next_id);
+                let user = TargetUser {
+                    id: id.clone(),
+                    anchor: Some(anchor.clone()),
+                    attributes: attributes
+                        .iter()
+                        .filter(|(_, v)| !v.is_empty())
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    enabled: attributes
+                        .get("accountEnabled")
+                        .and_then(|v| v.first())
+                        .is_none_or(|v| v != "false"),
+                    deleted: false,
+                };
+                if let Some(e) = self.conflict(None, &user) {
+                    return Err(e);
+                }
+                self.users.insert(id.clone(), user);
+                Ok(OperationOutcome::Created { id })
+            }
+            Operation::Update { id, changes } => {
+                let mut user = self
+                    .users
+                    .get(id)
+                    .filter(|u| !u.deleted)
+                    .cloned()
+                    .ok_or_else(|| not_found(id))?;
+                for (k, v) in changes {
+                    if v.is_empty() {
+                        user.attributes.remove(k);
+                    } else {
+                        user.attributes.insert(k.clone(), v.clone());
+                    }
+                    if k == "accountEnabled" {
+                        user.enabled = v.first().is_none_or(|x| x != "false");
+                    }
+                }
+                if let Some(e) = self.conflict(Some(id), &user) {
+                    return Err(e);
+                }
+                self.users.insert(id.clone(), user);
+                Ok(OperationOutcome::Updated)
+            }
+            Operation::Disable { id } => {
+                let user = self
+                    .users
+                    .get_mut(id)
+                    .filter(|u| !u.deleted)
+                    .ok_or_else(|| not_found(id))?;
+                user.enabled = false;
+                user.attributes
+                    .insert("accountEnabled".into(), vec!["false".into()]);
+                Ok(OperationOutcome::Disabled)
+            }
+            Operation::Delete { id } => {
+                let user = self
+                    .users
+                    .get_mut(id)
+                    .filter(|u| !u.deleted)
+                    .ok_or_else(|| not_found(id))?;
+                user.deleted = true;
+                Ok(OperationOutcome::Deleted)
+            }
+            Operation::Restore { id } => {
+                let user = self
+                    .users
+                    .get(id)
+                    .filter(|u| u.deleted)
+                    .cloned()
+                    .ok_or_else(|| not_found(id))?;
+                if let Some(e) = self.conflict(Some(id), &user) {
+                    return Err(e);
+                }
+                if let Some(u) = self.users.get_mut(id) {
+                    u.deleted = false;
+                }
+                Ok(OperationOutcome::Restored)
+            }
+            Operation::PermanentDelete { id } => {
+                self.users.remove(id).ok_or_else(|| not_found(id))?;
+                Ok(OperationOutcome::PermanentlyDeleted)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl TargetDirectory for InMemoryTarget {
+    async fn list_managed(&self) -> Result<Vec<TargetUser>, TargetError> {
+        let s = self.state.lock().map_err(|_| poisoned())?;
+        Ok(s.users
+            .values()
+            .filter(|u| u.anchor.is_some())
+            .cloned()
+            .collect())
+    }
+
+    async fn find_by_anchor(&self, anchor: &Anchor) -> Result<Option<TargetUser>, TargetError> {
+        let s = self.state.lock().map_err(|_| poisoned())?;
+        Ok(s.users
+            .values()
+            .find(|u| u.anchor.as_ref() == Some(anchor))
+            .cloned())
+    }
+
+    async fn apply(&self, operations: &[Operation]) -> Vec<Result<OperationOutcome, TargetError>> {
+        let Ok(mut s) = self.state.lock() else {
+            return operations.iter().map(|_| Err(poisoned())).collect();
+        };
+        operations
+            .iter()
+            .map(|op| {
+                let r = s.apply(op);
+                if r.is_ok() {
+                    s.log.push(op.clone());
+                }
+                r
+            })
+            .collect()
+    }
+}
+
+/// Runs a future to completion on the current thread. The in-memory target never waits,
+/// so tests and doc examples need no async runtime.
+pub fn block_on<F: Future>(f: F) -> F::Output {
+    use std::pin::pin;
+    use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+    fn raw() -> RawWaker {
+        fn clone(_: *const ()) -> RawWaker {
+            raw()
+        }
+        fn noop(_: *const ()) {}
+        static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, noop, noop, noop);
+        RawWaker::new(std::ptr::null(), &VTABLE)
+    }
+    // SAFETY: the vtable's functions do nothing and never touch the data pointer.
+    let waker = unsafe { Waker::from_raw(raw()) };
+    let mut cx = Context::from_waker(&waker);
+    let mut f = pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::yield_now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Attributes, CreationMode};
+
+    fn attrs(upn: &str) -> Attributes {
+        let mut a = Attributes::new();
+        a.insert("userPrincipalName".into(), vec![upn.into()]);
+        a
+    }
+
+    #[test]
+    fn create_update_delete_restore() {
+        let t = InMemoryTarget::new();
+        let anchor = Anchor::from_bytes(vec![1; 16]).unwrap();
+        let r = block_on(t.apply(&[Operation::Create {
+            anchor: anchor.clone(),
+            mode: CreationMode::Direct,
+            attributes: attrs("a@contoso.com"),
+        }]));
+        let Ok(OperationOutcome::Created { id }) = &r[0] else {
+            panic!("{r:?}")
+        };
+        let mut changes = Attributes::new();
+        changes.insert("displayName".into(), vec!["Ana".into()]);
+        let r = block_on(t.apply(&[
+            Operation::Update {
+                id: id.clone(),
+                changes,
+            },
+            Operation::Disable { id: id.clone() },
+            Operation::Delete { id: id.clone() },
+            Operation::Update {
+                id: id.clone(),
+                changes: Attributes::new(),
+            },
+            Operation::Restore { id: id.clone() },
+        ]));
+        assert_eq!(r[0], Ok(OperationOutcome::Updated));
+        assert_eq!(r[1], Ok(OperationOutcome::Disabled));
+        assert_eq!(r[2], Ok(OperationOutcome::Deleted));
+        assert_eq!(r[3].as_ref().unwrap_err().category, ErrorCategory::NotFound);
+        assert_eq!(r[4], Ok(OperationOutcome::Restored));
+        let u = block_on(t.find_by_anchor(&anchor)).unwrap().unwrap();
+        assert!(!u.enabled && !u.deleted);
+        assert_eq!(u.attributes["displayName"], vec!["Ana".to_string()]);
+        assert_eq!(t.log().len(), 5, "failed operations are not logged");
+    }
+
+    #[test]
+    fn duplicate_anchor_or_upn_is_a_conflict() {
+        let t = InMemoryTarget::new();
+        let a = Anchor::from_bytes(vec![1; 16]).unwrap();
+        let b = Anchor::from_bytes(vec![2; 16]).unwrap();
+        let r = block_on(t.apply(&[
+            Operation::Create {
+                anchor: a.clone(),
+                mode: CreationMode::Direct,
+                attributes: attrs("x@contoso.com"),
+            },
+            Operation::Create {
+                anchor: a,
+                mode: CreationMode::Direct,
+                attributes: attrs("y@contoso.com"),
+            },
+            Operation::Create {
+                anchor: b,
+                mode: CreationMode::Direct,
+                attributes: attrs("X@contoso.com"),
+            },
+        ]));
+        assert!(r[0].is_ok());
+        assert!(r[1]
+            .as_ref()
+            .unwrap_err()
+            .message
+            .contains("onPremisesImmutableId"));
+        assert!(r[2]
+            .as_ref()
+            .unwrap_err()
+            .message
+            .contains("userPrincipalName"));
+        assert_eq!(block_on(t.list_managed()).unwrap().len(), 1);
+    }
+}
