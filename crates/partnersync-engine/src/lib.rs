@@ -41,6 +41,7 @@ mod apply;
 mod desired;
 mod guard;
 mod plan;
+mod state;
 
 pub use apply::{apply, ActionResult, ApplyReport};
 pub use desired::DesiredObject;
@@ -48,4 +49,7 @@ pub use guard::{DeletionGuard, GuardTripped};
 pub use plan::{
     plan, Action, AttributeChange, DeleteMode, PlanCounts, PlanOptions, PlannedError, SyncPlan,
     PLAN_VERSION,
+};
+pub use state::{
+    JournalEntry, ObjectState, RunRecord, SqliteStateStore, StateError, SCHEMA_VERSION,
 };

@@ -1,0 +1,470 @@
+//! What the tool believes, kept between runs: cookies, the anchor → target-object map,
+//! the last exported value of each managed attribute, a journal of in-flight writes, and
+//! run history. [`SqliteStateStore`] keeps it in one SQLite file that `sqlite3` shows
+//! plainly (anchors as ImmutableIds, attributes as JSON).
+
+use std::path::{Path, PathBuf};
+
+use partnersync_core::Anchor;
+use partnersync_target::Attributes;
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// Errors of the state store.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The file could not be opened or is not a partnersync state database.
+    #[error("state file {path}: {message}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong and what to do.
+        message: String,
+    },
+    /// The database was written by a newer partnersync.
+    #[error("state file {path} has schema version {found}, newer than this partnersync understands ({supported}); upgrade partnersync or restore the file from a backup")]
+    TooNew {
+        /// The file.
+        path: PathBuf,
+        /// The file's version.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
+    /// A query failed.
+    #[error("state store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// Stored data did not decode.
+    #[error("state store: corrupt {what}: {message}")]
+    Corrupt {
+        /// What was being read.
+        what: &'static str,
+        /// Why it failed.
+        message: String,
+    },
+}
+
+/// One managed object as last seen and written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectState {
+    /// The source anchor.
+    pub anchor: Anchor,
+    /// The target object id.
+    pub target_id: String,
+    /// The source DN at the last sync.
+    pub dn: String,
+    /// The attribute values last exported.
+    pub exported: Attributes,
+    /// When the object was disabled because its source went away (Unix seconds).
+    pub disabled_at: Option<i64>,
+}
+
+/// One write recorded before it is sent, so a crash leaves a trace to reconcile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    /// Row id.
+    pub id: i64,
+    /// The anchor the write concerns (ImmutableId form).
+    pub anchor: String,
+    /// The action (`create`, `update`, ...).
+    pub action: String,
+    /// When it was recorded (Unix seconds).
+    pub started_at: i64,
+}
+
+/// The summary of one run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RunRecord {
+    /// Row id (0 before it is recorded).
+    pub id: i64,
+    /// Start (Unix seconds).
+    pub started_at: i64,
+    /// End (Unix seconds).
+    pub finished_at: i64,
+    /// `applied`, `staged`, `guard-tripped`, `failed`, ...
+    pub outcome: String,
+    /// Counts and figures as JSON.
+    pub summary: serde_json::Value,
+    /// Per-object errors: (anchor, message).
+    pub errors: Vec<(String, String)>,
+}
+
+/// The newest schema version.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE settings (key TEXT PRIMARY KEY, value BLOB);
+     CREATE TABLE objects (
+        anchor TEXT PRIMARY KEY,          -- ImmutableId: base64 of the anchor bytes
+        target_id TEXT NOT NULL UNIQUE,   -- the target's object id
+        dn TEXT NOT NULL,
+        exported TEXT NOT NULL,           -- JSON: attribute -> [values] last written
+        disabled_at INTEGER               -- unix seconds, when disabled because the source went away
+     );
+     CREATE TABLE journal (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        anchor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        started_at INTEGER NOT NULL
+     );
+     CREATE TABLE runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER NOT NULL,
+        outcome TEXT NOT NULL,
+        summary TEXT NOT NULL             -- JSON
+     );
+     CREATE TABLE run_errors (
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        anchor TEXT NOT NULL,
+        message TEXT NOT NULL
+     );",
+];
+
+/// The state store in one SQLite file (WAL mode).
+pub struct SqliteStateStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStateStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl SqliteStateStore {
+    /// Opens (creating if needed) the state file and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self, StateError> {
+        let open_err = |message: String| StateError::Open {
+            path: path.to_path_buf(),
+            message,
+        };
+        let conn = Connection::open(path).map_err(|e| open_err(format!("cannot open: {e}")))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(|e| open_err(format!("not a SQLite database ({e}); point state_file at a new path or at a partnersync state file")))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(open_err(format!(
+                "could not switch to WAL mode (got {mode})"
+            )));
+        }
+        conn.execute_batch("PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;")?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StateError::TooNew {
+                path: path.to_path_buf(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        let mut store = SqliteStateStore {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.migrate(version)?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self, from: i64) -> Result<(), StateError> {
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(from.max(0) as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A setting (e.g. `source_cookie`, `target_delta_link`).
+    pub fn setting(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// Sets or (with `None`) removes a setting.
+    pub fn set_setting(&mut self, key: &str, value: Option<&[u8]>) -> Result<(), StateError> {
+        match value {
+            Some(v) => self.conn.execute("INSERT INTO settings(key, value) VALUES(?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value", params![key, v])?,
+            None => self.conn.execute("DELETE FROM settings WHERE key = ?1", [key])?,
+        };
+        Ok(())
+    }
+
+    /// Every managed object.
+    pub fn objects(&self) -> Result<Vec<ObjectState>, StateError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT anchor, target_id, dn, exported, disabled_at FROM objects ORDER BY anchor",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (anchor, target_id, dn, exported, disabled_at) = row?;
+            let anchor = Anchor::from_immutable_id(&anchor).map_err(|e| StateError::Corrupt {
+                what: "anchor",
+                message: e.to_string(),
+            })?;
+            let exported: Attributes =
+                serde_json::from_str(&exported).map_err(|e| StateError::Corrupt {
+                    what: "exported attributes",
+                    message: e.to_string(),
+                })?;
+            out.push(ObjectState {
+                anchor,
+                target_id,
+                dn,
+                exported,
+                disabled_at,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records an object (insert or replace by anchor).
+    pub fn put_object(&mut self, o: &ObjectState) -> Result<(), StateError> {
+        let exported = serde_json::to_string(&o.exported).map_err(|e| StateError::Corrupt {
+            what: "exported attributes",
+            message: e.to_string(),
+        })?;
+        self.conn.execute(
+            "INSERT INTO objects(anchor, target_id, dn, exported, disabled_at) VALUES(?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(anchor) DO UPDATE SET target_id = excluded.target_id, dn = excluded.dn, exported = excluded.exported, disabled_at = excluded.disabled_at",
+            params![o.anchor.to_immutable_id(), o.target_id, o.dn, exported, o.disabled_at],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets an object.
+    pub fn remove_object(&mut self, anchor: &Anchor) -> Result<(), StateError> {
+        self.conn.execute(
+            "DELETE FROM objects WHERE anchor = ?1",
+            [anchor.to_immutable_id()],
+        )?;
+        Ok(())
+    }
+
+    /// Records a write about to be sent; returns its journal id.
+    pub fn journal_begin(
+        &mut self,
+        anchor: &str,
+        action: &str,
+        now: i64,
+    ) -> Result<i64, StateError> {
+        self.conn.execute(
+            "INSERT INTO journal(anchor, action, started_at) VALUES(?1, ?2, ?3)",
+            params![anchor, action, now],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Marks a journaled write as finished (whatever its outcome).
+    pub fn journal_end(&mut self, id: i64) -> Result<(), StateError> {
+        self.conn
+            .execute("DELETE FROM journal WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Writes that were started but never finished: a crash happened in between.
+    pub fn unfinished(&self) -> Result<Vec<JournalEntry>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, anchor, action, started_at FROM journal ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(JournalEntry {
+                id: r.get(0)?,
+                anchor: r.get(1)?,
+                action: r.get(2)?,
+                started_at: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records a run and its per-object errors; returns its id.
+    pub fn record_run(&mut self, run: &RunRecord) -> Result<i64, StateError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO runs(started_at, finished_at, outcome, summary) VALUES(?1, ?2, ?3, ?4)",
+            params![
+                run.started_at,
+                run.finished_at,
+                run.outcome,
+                run.summary.to_string()
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        for (anchor, message) in &run.errors {
+            tx.execute(
+                "INSERT INTO run_errors(run_id, anchor, message) VALUES(?1, ?2, ?3)",
+                params![id, anchor, message],
+            )?;
+        }
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// The last `limit` runs, newest first.
+    pub fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, StateError> {
+        let mut stmt = self.conn.prepare("SELECT id, started_at, finished_at, outcome, summary FROM runs ORDER BY id DESC LIMIT ?1")?;
+        let rows = stmt.query_map([limit as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, started_at, finished_at, outcome, summary) = row?;
+            let summary = serde_json::from_str(&summary).map_err(|e| StateError::Corrupt {
+                what: "run summary",
+                message: e.to_string(),
+            })?;
+            let mut es = self.conn.prepare(
+                "SELECT anchor, message FROM run_errors WHERE run_id = ?1 ORDER BY rowid",
+            )?;
+            let errors = es
+                .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            out.push(RunRecord {
+                id,
+                started_at,
+                finished_at,
+                outcome,
+                summary,
+                errors,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("partnersync-state-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("state.db")
+    }
+
+    #[test]
+    fn state_survives_reopening() {
+        let path = temp("reopen");
+        let anchor = Anchor::from_guid_str("6f1c2b3a-0d4e-4f51-9a62-7b8c9d0e1f21").unwrap();
+        {
+            let mut s = SqliteStateStore::open(&path).unwrap();
+            s.set_setting("source_cookie", Some(b"cookie-1")).unwrap();
+            let mut exported = Attributes::new();
+            exported.insert("userType".into(), vec!["Guest".into()]);
+            s.put_object(&ObjectState {
+                anchor: anchor.clone(),
+                target_id: "id-1".into(),
+                dn: "CN=Ana".into(),
+                exported,
+                disabled_at: None,
+            })
+            .unwrap();
+            let j = s
+                .journal_begin(&anchor.to_immutable_id(), "create", 100)
+                .unwrap();
+            s.journal_begin("other", "update", 101).unwrap();
+            s.journal_end(j).unwrap();
+            s.record_run(&RunRecord {
+                id: 0,
+                started_at: 1,
+                finished_at: 2,
+                outcome: "applied".into(),
+                summary: serde_json::json!({"creates": 1}),
+                errors: vec![("x".into(), "boom".into())],
+            })
+            .unwrap();
+        }
+        let s = SqliteStateStore::open(&path).unwrap();
+        assert_eq!(
+            s.setting("source_cookie").unwrap().as_deref(),
+            Some(&b"cookie-1"[..])
+        );
+        let objects = s.objects().unwrap();
+        assert_eq!(objects.len(), 1);
+        assert_eq!(objects[0].anchor, anchor);
+        assert_eq!(objects[0].exported["userType"], vec!["Guest".to_string()]);
+        let unfinished = s.unfinished().unwrap();
+        assert_eq!(unfinished.len(), 1);
+        assert_eq!(unfinished[0].action, "update");
+        let runs = s.runs(10).unwrap();
+        assert_eq!(runs[0].summary["creates"], 1);
+        assert_eq!(runs[0].errors, vec![("x".to_string(), "boom".to_string())]);
+        // What sqlite3 shows is plain: the anchor as its ImmutableId, attributes as JSON.
+        let plain: (String, String) = s
+            .conn
+            .query_row("SELECT anchor, exported FROM objects", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(
+            plain,
+            (
+                anchor.to_immutable_id(),
+                r#"{"userType":["Guest"]}"#.to_string()
+            )
+        );
+        std::fs::remove_dir_all(path.parent().unwrap()).ok();
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_state_database_is_refused_clearly() {
+        let path = temp("garbage");
+        std::fs::write(
+            &path,
+            b"this is not sqlite, it is a text file that someone pointed us at by mistake",
+        )
+        .unwrap();
+        let err = SqliteStateStore::open(&path).unwrap_err().to_string();
+        assert!(err.contains("not a SQLite database"), "{err}");
+        assert!(err.contains(path.to_str().unwrap()), "{err}");
+        std::fs::remove_dir_all(path.parent().unwrap()).ok();
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let path = temp("newer");
+        {
+            let s = SqliteStateStore::open(&path).unwrap();
+            s.conn
+                .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+                .unwrap();
+        }
+        let err = SqliteStateStore::open(&path).unwrap_err();
+        assert!(
+            matches!(err, StateError::TooNew { found, .. } if found == SCHEMA_VERSION + 1),
+            "{err}"
+        );
+        std::fs::remove_dir_all(path.parent().unwrap()).ok();
+    }
+}
