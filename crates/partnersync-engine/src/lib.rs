@@ -38,12 +38,14 @@
 #![deny(missing_docs)]
 
 mod apply;
+mod cycle;
 mod desired;
 mod guard;
 mod plan;
 mod state;
 
 pub use apply::{apply, ActionResult, ApplyReport};
+pub use cycle::{run_cycle, CycleError, CycleOptions, CycleReport};
 pub use desired::DesiredObject;
 pub use guard::{DeletionGuard, GuardTripped};
 pub use plan::{
