@@ -19,7 +19,8 @@ pub struct EvalArgs {
     /// Parameters for %Name% references as JSON: {"Domain.FQDN": "contoso.com"}.
     #[arg(long)]
     parameters: Option<String>,
-    /// The expression.
+    /// The expression (it may start with '-', e.g. `-5 + 2`).
+    #[arg(allow_hyphen_values = true)]
     expression: String,
 }
 

@@ -39,6 +39,12 @@ fn eval_prints_one_json_value() {
     assert_eq!((code, v), (0, serde_json::json!("Guest")));
     let (code, v, _) = eval(&["10-2*3"]);
     assert_eq!((code, v), (0, serde_json::json!(24)));
+    let (code, v, err) = eval(&["-5 + 2"]);
+    assert_eq!(
+        (code, v),
+        (0, serde_json::json!(-3)),
+        "an expression may start with '-': {err}"
+    );
     let (code, v, _) = eval(&["--attributes", r#"{"p": ["b", "a"]}"#, "[p]"]);
     assert_eq!((code, v), (0, serde_json::json!(["b", "a"])));
     let (code, v, _) = eval(&["IsPresent([nothing])"]);

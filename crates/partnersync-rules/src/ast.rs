@@ -134,11 +134,13 @@ pub enum EnumWord {
     Ascii,
     /// `Unicode` (ConvertFromBase64): UTF-16LE.
     Unicode,
+    /// `DC` (DNComponentRev's option, also accepted unquoted).
+    Dc,
 }
 
 impl EnumWord {
     /// Every enumeration word.
-    pub const ALL: [EnumWord; 7] = [
+    pub const ALL: [EnumWord; 8] = [
         EnumWord::VbTextCompare,
         EnumWord::VbBinaryCompare,
         EnumWord::CaseSensitive,
@@ -146,6 +148,7 @@ impl EnumWord {
         EnumWord::Utf8,
         EnumWord::Ascii,
         EnumWord::Unicode,
+        EnumWord::Dc,
     ];
 
     /// The word as written.
@@ -158,6 +161,7 @@ impl EnumWord {
             EnumWord::Utf8 => "UTF8",
             EnumWord::Ascii => "ASCII",
             EnumWord::Unicode => "Unicode",
+            EnumWord::Dc => "DC",
         }
     }
 

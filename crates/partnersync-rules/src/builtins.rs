@@ -16,6 +16,10 @@ use crate::{datetime, text, Dialect};
 
 type Args<'a> = SmallVec<[Value<'a>; 4]>;
 
+/// The longest text a function may build from a length argument (PadLeft, PadRight):
+/// far beyond any directory attribute, small enough that a typo cannot exhaust memory.
+const MAX_BUILT_TEXT: i64 = 1 << 20;
+
 pub(crate) fn call<'a>(ev: &mut Evaluator<'a>, call: &'a Call) -> Res<'a> {
     let name = name_of(ev.dialect, call.func);
     match call.func {
@@ -29,19 +33,23 @@ pub(crate) fn call<'a>(ev: &mut Evaluator<'a>, call: &'a Call) -> Res<'a> {
             eval_arg(ev, call, branch)
         }
         Func::Switch => {
+            // Every condition is evaluated, as documented ("Switch evaluates all
+            // expressions"), so an error in any condition surfaces; only the chosen value is
+            // evaluated, which is what makes `True, Error("...")` a usable default.
+            let mut chosen: Option<&'a Option<Expr>> = None;
             for pair in call.args.chunks(2) {
                 let cond = match &pair[0] {
                     Some(e) => ev.eval(e)?,
                     None => Value::Null,
                 };
-                if ev.truth(&cond, "a Switch condition")? {
-                    return match pair.get(1) {
-                        Some(Some(e)) => ev.eval(e),
-                        _ => Ok(Value::Null),
-                    };
+                if ev.truth(&cond, "a Switch condition")? && chosen.is_none() {
+                    chosen = pair.get(1);
                 }
             }
-            Ok(Value::Null)
+            match chosen {
+                Some(Some(e)) => ev.eval(e),
+                _ => Ok(Value::Null),
+            }
         }
         Func::SwitchProv => {
             let source = eval_arg(ev, call, 0)?;
@@ -249,18 +257,44 @@ fn slice_map<'a>(s: Cow<'a, str>, f: impl Fn(&str) -> &str) -> Value<'a> {
     }
 }
 
+/// Case mapping one character to one character, as .NET's invariant culture does:
+/// characters whose full mapping is several characters (`ß` → `SS`) keep their form, except
+/// `İ`, whose simple lower-case mapping is `i`.
+fn map_case(s: &str, upper: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let mapped: Option<char> = if upper {
+            let mut m = c.to_uppercase();
+            match (m.next(), m.next()) {
+                (Some(x), None) => Some(x),
+                _ => None,
+            }
+        } else if c == '\u{130}' {
+            Some('i')
+        } else {
+            let mut m = c.to_lowercase();
+            match (m.next(), m.next()) {
+                (Some(x), None) => Some(x),
+                _ => None,
+            }
+        };
+        out.push(mapped.unwrap_or(c));
+    }
+    out
+}
+
 fn lower<'a>(s: Cow<'a, str>) -> Value<'a> {
     if s.is_ascii() && !s.bytes().any(|b| b.is_ascii_uppercase()) {
         return Value::Str(s);
     }
-    Value::string(s.to_lowercase())
+    Value::string(map_case(&s, false))
 }
 
 fn upper<'a>(s: Cow<'a, str>) -> Value<'a> {
     if s.is_ascii() && !s.bytes().any(|b| b.is_ascii_lowercase()) {
         return Value::Str(s);
     }
-    Value::string(s.to_uppercase())
+    Value::string(map_case(&s, true))
 }
 
 fn err_map<T>(name: &str, r: Result<T, String>) -> Result<T, Stop> {
@@ -475,10 +509,16 @@ fn eager<'a>(
             Value::Bin(b) => Ok(Value::string(err_map(name, text::string_from_sid(&b))?)),
             other => fail(format!("{name} needs a binary SID, got a {} value", other.type_name())),
         },
-        Func::ConvertToBase64 => {
-            let s = text_or_null!(next());
-            Ok(Value::string(text::to_base64_utf16le(&s)))
-        }
+        Func::ConvertToBase64 => match next() {
+            Value::Null => Ok(Value::Null),
+            // Bytes (objectGUID for sourceAnchor, as Connect's docs do) encode as they are;
+            // text encodes as UTF-16LE, as documented.
+            Value::Bin(b) => {
+                use base64::Engine as _;
+                Ok(Value::string(base64::engine::general_purpose::STANDARD.encode(b)))
+            }
+            v => Ok(Value::string(text::to_base64_utf16le(&cow_text(ev, v, name)?))),
+        },
         Func::ConvertFromBase64 => {
             let s = text_or_null!(next());
             let enc = match next() {
@@ -791,6 +831,9 @@ fn eager<'a>(
             let have = s.chars().count() as i64;
             if have >= len {
                 return Ok(Value::Str(s));
+            }
+            if len > MAX_BUILT_TEXT {
+                return fail(format!("{name}: length {len} is larger than partnersync builds ({MAX_BUILT_TEXT} characters)"));
             }
             let fill: String = std::iter::repeat_n(c, (len - have) as usize).collect();
             Ok(Value::string(if call.func == Func::PadLeft { fill + &s } else { s.into_owned() + &fill }))

@@ -307,7 +307,11 @@ pub static PROVISIONING: &[Signature] = &[
     sig("Item", Func::Item, 2, 2),
     sig("Join", Func::JoinProv, 1, MANY),
     sig("Left", Func::Left, 2, 2),
-    sig("Mid", Func::Mid, 3, 3),
+    // Microsoft's Cloud Sync reference copies Connect examples that call Mid with two
+    // arguments and use CRef and Contains; they are accepted here too.
+    sig("Mid", Func::Mid, 2, 3),
+    sig("CRef", Func::CRef, 1, 1),
+    sig("Contains", Func::Contains, 2, 3),
     sig("NormalizeDiacritics", Func::NormalizeDiacritics, 1, 1),
     sig("Not", Func::Not, 1, 1),
     sig("Now", Func::Now, 0, 0),
@@ -389,7 +393,6 @@ const EQUIVALENTS: &[(&str, Dialect, &str)] = &[
         "Mid(...) or Replace with a regex",
     ),
     ("InStrRev", Dialect::Provisioning, "Replace with a regex"),
-    ("Contains", Dialect::Provisioning, "InStr(...)"),
     (
         "EndsWith",
         Dialect::AadConnect,

@@ -327,11 +327,21 @@ impl ScopeClause {
     }
 }
 
+/// A DN in a form that compares equal for equal DNs: components decoded (`\2C` and `\,`
+/// are the same comma), spaces around separators dropped, case ignored.
 fn normalize_dn(dn: &str) -> String {
-    dn.split(',')
-        .map(|p| p.trim().to_lowercase())
-        .collect::<Vec<_>>()
-        .join(",")
+    match crate::text::dn_components(dn) {
+        Ok(parts) => parts
+            .into_iter()
+            .map(|(t, v)| format!("{}={}", t.to_lowercase(), v.to_lowercase()))
+            .collect::<Vec<_>>()
+            .join(","),
+        Err(_) => dn
+            .split(',')
+            .map(|p| p.trim().to_lowercase())
+            .collect::<Vec<_>>()
+            .join(","),
+    }
 }
 
 impl ScopeFilter {

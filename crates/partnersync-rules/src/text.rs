@@ -833,7 +833,7 @@ fn dn_unescape(chars: &[char], i: usize, out: &mut Vec<u8>) -> Result<usize, Str
 /// Choice: `n` out of range (`n < 1` or more than the number of RDNs) gives `""`; a malformed
 /// DN is an error. See [`dn_components`] for the accepted syntax.
 pub fn dn_component(dn: &str, n: i64) -> Result<String, String> {
-    let comps = dn_components(dn)?;
+    let comps = dn_raw_components(dn)?;
     if n < 1 {
         return Ok(String::new());
     }
@@ -851,7 +851,7 @@ pub fn dn_component(dn: &str, n: i64) -> Result<String, String> {
 ///
 /// Choice: `n` out of range gives `""`, as [`dn_component`].
 pub fn dn_component_rev(dn: &str, n: i64, skip_dc: bool) -> Result<String, String> {
-    let comps = dn_components(dn)?;
+    let comps = dn_raw_components(dn)?;
     if n < 1 {
         return Ok(String::new());
     }
@@ -862,6 +862,82 @@ pub fn dn_component_rev(dn: &str, n: i64, skip_dc: bool) -> Result<String, Strin
         .nth(to_usize(n - 1))
         .map(|(_, v)| v)
         .unwrap_or_default())
+}
+
+/// Splits a DN into (attribute type, value) per RDN, keeping each value exactly as written
+/// (escapes such as `\,` and `\0A` stay escaped; only surrounding spaces are trimmed), as
+/// Connect's DNComponent does: Microsoft's own cloudFiltered rule searches a component for
+/// the literal text `\0ACNF:`. A multi-valued RDN (`cn=a+sn=b`) gives its first value.
+pub fn dn_raw_components(dn: &str) -> Result<Vec<(String, String)>, String> {
+    let mut rdns: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut chars = dn.chars();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                cur.push(c);
+                match chars.next() {
+                    Some(n) => cur.push(n),
+                    None => return Err(format!("DN {} ends with a lone backslash", show(dn))),
+                }
+            }
+            '"' => {
+                quoted = !quoted;
+                cur.push(c);
+            }
+            ',' | ';' if !quoted => rdns.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    if quoted {
+        return Err(format!("DN {} has an unclosed quote", show(dn)));
+    }
+    rdns.push(cur);
+    if rdns.last().is_some_and(|r| r.trim().is_empty()) && rdns.len() > 1 {
+        rdns.pop();
+    }
+    let mut out = Vec::with_capacity(rdns.len());
+    for rdn in rdns {
+        let rdn = rdn.trim();
+        if rdn.is_empty() {
+            return Err(format!("DN {} has an empty component", show(dn)));
+        }
+        let first = first_unescaped(rdn, '+').map_or(rdn, |i| &rdn[..i]);
+        let Some(eq) = first_unescaped(first, '=') else {
+            return Err(format!(
+                "DN component {} has no '=' (expected type=value)",
+                show(rdn)
+            ));
+        };
+        let kind = first[..eq].trim();
+        if kind.is_empty() {
+            return Err(format!(
+                "DN component {} has no attribute type before '='",
+                show(rdn)
+            ));
+        }
+        out.push((kind.to_string(), first[eq + 1..].trim().to_string()));
+    }
+    Ok(out)
+}
+
+fn first_unescaped(s: &str, wanted: char) -> Option<usize> {
+    let mut escaped = false;
+    let mut quoted = false;
+    for (i, c) in s.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            c if c == wanted && !quoted => return Some(i),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Connect `EscapeDNComponent(str)`: takes one RDN such as `"cn=" & [displayName]` and escapes
@@ -2924,7 +3000,11 @@ mod tests {
         // The shipped cloudFiltered rule looks for "\0ACNF:" in the first component.
         let conflict = "CN=Joe\\0ACNF:0f1e2d3c-aaaa-bbbb-cccc-000011112222,OU=x,DC=contoso,DC=com";
         let first = dn_component(conflict, 1).unwrap();
-        assert!(first.starts_with("Joe\nCNF:"), "{first:?}");
+        assert!(first.starts_with("Joe\\0ACNF:"), "{first:?}");
+        // dn_components decodes escapes for callers that want the value itself.
+        assert!(dn_components(conflict).unwrap()[0]
+            .1
+            .starts_with("Joe\nCNF:"));
     }
 
     #[test]
@@ -2955,7 +3035,7 @@ mod tests {
         );
         assert!(dn_components("").unwrap().is_empty());
         assert!(dn_components("   ").unwrap().is_empty());
-        let v = |dn: &str| dn_component(dn, 1).unwrap();
+        let v = |dn: &str| dn_components(dn).unwrap().remove(0).1;
         assert_eq!(v("CN=Doe\\, John,OU=x"), "Doe, John");
         assert_eq!(v("CN=Doe\\2C John,OU=x"), "Doe, John");
         assert_eq!(v("CN=a\\\\b\\\"c\\+d\\;e\\<f\\>g\\=h"), "a\\b\"c+d;e<f>g=h");
@@ -2973,7 +3053,7 @@ mod tests {
         assert_eq!(dn_components("cn=a+sn=b,ou=x").unwrap().len(), 2);
         assert_eq!(v("cn=a+sn=b,ou=x"), "a");
         assert_eq!(dn_component("cn=a+sn=b,ou=x", 2).unwrap(), "x");
-        assert_eq!(dn_component("cn=a \\+ b,ou=x", 1).unwrap(), "a + b");
+        assert_eq!(dn_component("cn=a \\+ b,ou=x", 1).unwrap(), "a \\+ b");
     }
 
     #[test]
@@ -3007,9 +3087,23 @@ mod tests {
         ] {
             let e = dn_components(dn).unwrap_err();
             assert!(e.contains(&format!("{dn:?}")), "{dn}: {e}");
-            assert!(dn_component(dn, 1).is_err());
-            assert!(dn_component_rev(dn, 1, true).is_err());
         }
+        // DNComponent keeps values as written, so it only rejects what it cannot split.
+        for dn in [
+            "Joe",
+            "cn=Joe,ou",
+            "=x",
+            "cn=a\\",
+            "cn=\"open",
+            "cn=a,,ou=b",
+        ] {
+            assert!(dn_component(dn, 1).is_err(), "{dn}");
+            assert!(dn_component_rev(dn, 1, true).is_err(), "{dn}");
+        }
+        assert_eq!(
+            dn_component("cn=Doe\\, John,ou=x", 1).unwrap(),
+            "Doe\\, John"
+        );
     }
 
     #[test]
@@ -3032,7 +3126,10 @@ mod tests {
         for value in ["Doe, John", " x ", "#a+b=c;d<e>f\"g\\h", "Renée", "a\nb"] {
             let escaped = escape_dn_component(&format!("cn={value}"));
             assert_eq!(
-                dn_component(&format!("{escaped},ou=x"), 1).unwrap(),
+                dn_components(&format!("{escaped},ou=x"))
+                    .unwrap()
+                    .remove(0)
+                    .1,
                 value,
                 "{escaped}"
             );
