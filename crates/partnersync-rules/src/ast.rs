@@ -69,6 +69,8 @@ impl PartialEq for AttrRef {
 pub struct Call {
     /// The function.
     pub func: Func,
+    /// Its name as the dialect's table spells it (kept so messages need no lookup).
+    pub name: &'static str,
     /// The arguments; `None` is an empty (omitted) argument.
     pub args: Vec<Option<Expr>>,
     /// Work done once at compile time (a regex, a ReplaceChars table).
@@ -88,6 +90,8 @@ impl PartialEq for Call {
 /// Constant work hoisted out of evaluation.
 #[derive(Debug)]
 pub(crate) enum Precomputed {
+    /// A literal InStr needle, ready for a fast search.
+    Finder(Box<memchr::memmem::Finder<'static>>),
     Regex(regex::Regex),
     CharTable(Vec<(char, String)>),
 }

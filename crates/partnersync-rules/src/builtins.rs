@@ -10,7 +10,7 @@ use smallvec::SmallVec;
 
 use crate::ast::{Call, Expr, Precomputed};
 use crate::eval::{fail, parse_int, EvalError, Evaluator, Res, Stop};
-use crate::functions::{name_of, ArgPosition, Func};
+use crate::functions::{ArgPosition, Func};
 use crate::value::Value;
 use crate::{datetime, text, Dialect};
 
@@ -21,7 +21,7 @@ type Args<'a> = SmallVec<[Value<'a>; 4]>;
 const MAX_BUILT_TEXT: i64 = 1 << 20;
 
 pub(crate) fn call<'a>(ev: &mut Evaluator<'a>, call: &'a Call) -> Res<'a> {
-    let name = name_of(ev.dialect, call.func);
+    let name = call.name;
     match call.func {
         Func::Iif => {
             let cond = eval_arg(ev, call, 0)?;
@@ -169,7 +169,7 @@ pub(crate) fn call<'a>(ev: &mut Evaluator<'a>, call: &'a Call) -> Res<'a> {
             for i in 0..call.args.len() {
                 args.push(eval_arg(ev, call, i)?);
             }
-            lifted(ev, call, name, args)
+            lifted(ev, call, name, &mut args)
         }
     }
 }
@@ -196,7 +196,7 @@ fn lifted<'a>(
     ev: &mut Evaluator<'a>,
     call: &'a Call,
     name: &'static str,
-    mut args: Args<'a>,
+    args: &mut Args<'a>,
 ) -> Res<'a> {
     let multi = args.iter().enumerate().position(|(i, v)| {
         matches!(v, Value::Multi(_)) && call.func.position(i) == ArgPosition::Scalar
@@ -211,7 +211,7 @@ fn lifted<'a>(
     for v in values {
         let mut each = args.clone();
         each[i] = v;
-        match lifted(ev, call, name, each)? {
+        match lifted(ev, call, name, &mut each)? {
             Value::Null => {}
             Value::Multi(vs) => out.extend(vs),
             v => out.push(v),
@@ -261,6 +261,13 @@ fn slice_map<'a>(s: Cow<'a, str>, f: impl Fn(&str) -> &str) -> Value<'a> {
 /// characters whose full mapping is several characters (`ß` → `SS`) keep their form, except
 /// `İ`, whose simple lower-case mapping is `i`.
 fn map_case(s: &str, upper: bool) -> String {
+    if s.is_ascii() {
+        return if upper {
+            s.to_ascii_uppercase()
+        } else {
+            s.to_ascii_lowercase()
+        };
+    }
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         let mapped: Option<char> = if upper {
@@ -298,7 +305,7 @@ fn upper<'a>(s: Cow<'a, str>) -> Value<'a> {
 }
 
 fn err_map<T>(name: &str, r: Result<T, String>) -> Result<T, Stop> {
-    r.map_err(|e| Stop::Error(EvalError::new(format!("{name}: {e}"))))
+    r.map_err(|e| Stop::Error(Box::new(EvalError::new(format!("{name}: {e}")))))
 }
 
 /// Characters `s` has, counted the way VB counts them (Unicode scalar values).
@@ -399,9 +406,9 @@ fn eager<'a>(
     ev: &mut Evaluator<'a>,
     call: &'a Call,
     name: &'static str,
-    args: Args<'a>,
+    args: &mut Args<'a>,
 ) -> Res<'a> {
-    let mut it = args.into_iter();
+    let mut it = args.drain(..);
     let mut next = || it.next().unwrap_or(Value::Null);
     let connect = ev.dialect == Dialect::AadConnect;
     macro_rules! text_or_null {
@@ -426,7 +433,7 @@ fn eager<'a>(
                 Value::Null => String::new(),
                 v => ev.text(&v, name)?.into_owned(),
             };
-            Err(Stop::Error(EvalError { message: msg, raised: true }))
+            Err(Stop::Error(Box::new(EvalError { message: msg, raised: true })))
         }
         // ---- presence and type tests
         Func::IsNull => Ok(Value::Bool(next().is_null())),
@@ -870,6 +877,21 @@ fn eager<'a>(
             }
             let s = ev.text(&s, name)?;
             let m = ev.text(&m, name)?;
+            if let Some(pre) = &call.cache {
+                if let Precomputed::Finder(f) = pre.as_ref() {
+                    // Literal needle, start 1, binary compare: the common partner test.
+                    if m.is_empty() {
+                        return Ok(Value::Num(1));
+                    }
+                    return Ok(Value::Num(match f.find(s.as_bytes()) {
+                        None => 0,
+                        Some(b) => {
+                            let prefix = &s[..b];
+                            1 + if prefix.is_ascii() { b } else { prefix.chars().count() } as i64
+                        }
+                    }));
+                }
+            }
             let r = if call.func == Func::InStr {
                 let start = if start.is_null() { 1 } else { ev.num(&start, name)? };
                 text::instr(&s, &m, start, ci)
@@ -893,7 +915,7 @@ fn eager<'a>(
             let table = match &call.cache {
                 Some(pre) => match pre.as_ref() {
                     Precomputed::CharTable(t) => Cow::Borrowed(t),
-                    Precomputed::Regex(_) => return fail("ReplaceChars: internal cache mismatch"),
+                    _ => return fail("ReplaceChars: internal cache mismatch"),
                 },
                 None => {
                     let pattern = next();

@@ -70,7 +70,7 @@ impl std::error::Error for EvalError {}
 /// Why evaluation of a sub-expression stopped early.
 #[derive(Debug)]
 pub(crate) enum Stop {
-    Error(EvalError),
+    Error(Box<EvalError>),
     AuthoritativeNull,
     IgnoreThisFlow,
     IgnoreFlow,
@@ -78,14 +78,14 @@ pub(crate) enum Stop {
 
 impl From<EvalError> for Stop {
     fn from(e: EvalError) -> Self {
-        Stop::Error(e)
+        Stop::Error(Box::new(e))
     }
 }
 
 pub(crate) type Res<'a> = Result<Value<'a>, Stop>;
 
 pub(crate) fn fail<T>(message: impl Into<String>) -> Result<T, Stop> {
-    Err(Stop::Error(EvalError::new(message)))
+    Err(Stop::Error(Box::new(EvalError::new(message))))
 }
 
 /// Decides whether a `SelectUniqueValue` candidate is still free in the target.
@@ -156,7 +156,7 @@ impl<'a> Evaluator<'a> {
     ) -> Result<Outcome<'a>, EvalError> {
         match self.eval_lifted(expr, lifted) {
             Ok(v) => Ok(Outcome::Value(v)),
-            Err(Stop::Error(e)) => Err(e),
+            Err(Stop::Error(e)) => Err(*e),
             Err(Stop::AuthoritativeNull) => Ok(Outcome::AuthoritativeNull),
             Err(Stop::IgnoreThisFlow) => Ok(Outcome::IgnoreThisFlow),
             Err(Stop::IgnoreFlow) => Ok(Outcome::IgnoreFlow),
@@ -422,9 +422,9 @@ impl<'a> Evaluator<'a> {
             }
             (Str(_), Bool(_)) | (Ref(_), Bool(_)) => self.compare(b, a)?.reverse(),
             (Date(x), Date(y)) => x.cmp(y),
-            (Date(x), Str(s)) => {
-                x.cmp(&datetime::parse_date(s).map_err(|e| Stop::Error(EvalError::new(e)))?)
-            }
+            (Date(x), Str(s)) => x.cmp(
+                &datetime::parse_date(s).map_err(|e| Stop::Error(Box::new(EvalError::new(e))))?,
+            ),
             (Str(_), Date(_)) => self.compare(b, a)?.reverse(),
             (Bin(x), Bin(y)) => x.cmp(y),
             _ => {

@@ -652,6 +652,12 @@ pub(crate) fn precompute(dialect: Dialect, mut call: Call) -> Result<Call, Strin
                 call.cache = Some(Arc::new(Precomputed::CharTable(table)));
             }
         }
+        Func::InStr if call.args.len() == 2 => {
+            if let Some(needle) = literal(call.args.get(1)) {
+                let finder = memchr::memmem::Finder::new(needle.as_bytes()).into_owned();
+                call.cache = Some(Arc::new(Precomputed::Finder(Box::new(finder))));
+            }
+        }
         Func::ReplaceProv => {
             if let Some(pattern) = literal(call.args.get(2)) {
                 let re = crate::text::dotnet_regex(pattern)

@@ -647,6 +647,7 @@ impl Parser<'_> {
         let call_end = self.lex.pos.min(self.start);
         let call = Call {
             func: sig.func,
+            name: sig.name,
             args,
             cache: None,
             lifts: Vec::new(),

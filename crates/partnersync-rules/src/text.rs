@@ -985,6 +985,9 @@ fn fold_chars(s: &str) -> Vec<char> {
 /// Byte offset where the character with 0-based index `index` starts (`s.len()` for the
 /// index just past the end), or `None` beyond that.
 fn byte_offset(s: &str, index: usize) -> Option<usize> {
+    if index == 0 {
+        return Some(0);
+    }
     s.char_indices()
         .map(|(b, _)| b)
         .chain(std::iter::once(s.len()))
@@ -993,7 +996,13 @@ fn byte_offset(s: &str, index: usize) -> Option<usize> {
 
 /// 1-based character position of the byte offset `byte` of `s`.
 fn char_position(s: &str, byte: usize) -> i64 {
-    let count = s.get(..byte).map_or(0, |prefix| prefix.chars().count());
+    let count = s.get(..byte).map_or(0, |prefix| {
+        if prefix.is_ascii() {
+            prefix.len()
+        } else {
+            prefix.chars().count()
+        }
+    });
     i64::try_from(count + 1).unwrap_or(i64::MAX)
 }
 
@@ -1024,7 +1033,9 @@ pub fn instr(haystack: &str, needle: &str, start: i64, text_compare: bool) -> Re
         return Ok(start);
     }
     if !text_compare {
-        let found = haystack.get(from_byte..).and_then(|rest| rest.find(needle));
+        let found = haystack
+            .get(from_byte..)
+            .and_then(|rest| memchr::memmem::find(rest.as_bytes(), needle.as_bytes()));
         return Ok(found.map_or(0, |b| char_position(haystack, from_byte + b)));
     }
     let hay = fold_chars(haystack);
