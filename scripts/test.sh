@@ -12,6 +12,22 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Throwaway LDAP servers for the partnersync-ldap integration tests (scripts/ldap/): slapd
+# and a Samba AD DC, installed if missing and started in the background while the code
+# compiles, stopped on exit. Under this script a server test that cannot reach its server
+# fails (PARTNERSYNC_REQUIRE_SERVERS=1).
+LDAP_TEST_DIR=$(mktemp -d /tmp/partnersync-test-ldap.XXXXXX)
+export SLAPD_DIR="$LDAP_TEST_DIR/slapd" SAMBA_DIR="$LDAP_TEST_DIR/samba"
+stop_ldap_servers() {
+  wait "$LDAP_START_PID" 2>/dev/null || true # never leave a half-started server behind
+  scripts/ldap/slapd.sh stop >/dev/null 2>&1 || true
+  scripts/ldap/samba-ad.sh stop >/dev/null 2>&1 || true
+  rm -rf "$LDAP_TEST_DIR"
+}
+trap stop_ldap_servers EXIT
+(scripts/ldap/slapd.sh start && scripts/ldap/samba-ad.sh start) >"$LDAP_TEST_DIR/start.log" 2>&1 &
+LDAP_START_PID=$!
+
 step "toolchain"
 cargo --version
 rustc --version
@@ -26,6 +42,16 @@ if [ "${PARTNERSYNC_SKIP_LINT:-0}" != 1 ]; then
   step "cargo clippy (all targets, -D warnings)"
   cargo clippy --workspace --all-targets --locked -- -D warnings
 fi
+
+step "LDAP test servers (scripts/ldap/)"
+if ! wait "$LDAP_START_PID"; then
+  cat "$LDAP_TEST_DIR/start.log" >&2
+  echo "starting the LDAP test servers failed" >&2
+  exit 1
+fi
+cat "$LDAP_TEST_DIR/start.log"
+export PARTNERSYNC_SLAPD_ENV="$SLAPD_DIR/env" PARTNERSYNC_SAMBA_ENV="$SAMBA_DIR/env"
+export PARTNERSYNC_REQUIRE_SERVERS=1
 
 step "cargo test (workspace)"
 cargo test --workspace --locked --no-fail-fast

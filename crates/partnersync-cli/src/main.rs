@@ -4,6 +4,7 @@
 
 mod eval;
 mod rules;
+mod source;
 
 use std::process::ExitCode;
 
@@ -29,6 +30,9 @@ enum Command {
     /// Work with sync rules: run rule tests, explain what the rules do to an entry.
     #[command(subcommand)]
     Rules(rules::RulesCommand),
+    /// Read the source directory: check the connection, stream entries (full or delta).
+    #[command(subcommand)]
+    Source(source::SourceCommand),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +41,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Eval(args) => eval::run(args),
         Command::Rules(cmd) => rules::run(cmd),
+        Command::Source(cmd) => source::run(cmd),
     }
 }
 
