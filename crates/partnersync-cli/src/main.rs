@@ -33,6 +33,14 @@ enum Command {
     /// Read the source directory: check the connection, stream entries (full or delta).
     #[command(subcommand)]
     Source(source::SourceCommand),
+    /// Run the local Microsoft Graph emulator (same as the `partnersync-graph-emulator`
+    /// binary): `partnersync graph-emulator --listen 127.0.0.1:0 [--state FILE] [--tenant FILE]`.
+    #[command(name = "graph-emulator", disable_help_flag = true)]
+    GraphEmulator {
+        /// Arguments passed to the emulator (`--help` shows them).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -42,6 +50,17 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(args),
         Command::Rules(cmd) => rules::run(cmd),
         Command::Source(cmd) => source::run(cmd),
+        Command::GraphEmulator { args } => match partnersync_graph_emulator::run_cli_blocking(args)
+        {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("partnersync graph-emulator: {e}");
+                ExitCode::from(match e {
+                    partnersync_graph_emulator::Error::Usage(_) => 2,
+                    _ => 1,
+                })
+            }
+        },
     }
 }
 

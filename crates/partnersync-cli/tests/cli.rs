@@ -250,3 +250,30 @@ fn bad_configuration_names_the_line() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn graph_emulator_subcommand_prints_the_startup_contract() {
+    use std::io::BufRead;
+    let mut child = bin()
+        .args(["graph-emulator", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    child.kill().ok();
+    child.wait().ok();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let url = v["graph_url"].as_str().unwrap();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with("/v1.0"),
+        "{line}"
+    );
+    for key in ["token_url", "tenant_id", "client_id", "client_secret"] {
+        assert!(v[key].is_string(), "{key} missing: {line}");
+    }
+    let out = bin().args(["graph-emulator", "--bogus"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
