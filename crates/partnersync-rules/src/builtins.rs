@@ -14,7 +14,7 @@ use crate::functions::{ArgPosition, Func};
 use crate::value::Value;
 use crate::{datetime, text, Dialect};
 
-type Args<'a> = SmallVec<[Value<'a>; 4]>;
+pub(crate) type Args<'a> = SmallVec<[Value<'a>; 4]>;
 
 /// The longest text a function may build from a length argument (PadLeft, PadRight):
 /// far beyond any directory attribute, small enough that a typo cannot exhaust memory.
@@ -192,7 +192,7 @@ fn eval_arg<'a>(ev: &mut Evaluator<'a>, call: &'a Call, i: usize) -> Res<'a> {
 }
 
 /// Runs an eager function, once per value when a single-value argument holds several.
-fn lifted<'a>(
+pub(crate) fn lifted<'a>(
     ev: &mut Evaluator<'a>,
     call: &'a Call,
     name: &'static str,
@@ -402,6 +402,145 @@ fn compare_mode<'a>(ev: &Evaluator<'a>, v: Option<&Value<'a>>, name: &str) -> Re
     }
 }
 
+/// Where a literal needle first occurs in `s`, as InStr counts (1-based characters, 0
+/// when absent).
+pub(crate) fn find_position(f: &memchr::memmem::Finder<'_>, s: &str) -> i64 {
+    match find_bytes(f, s.as_bytes()) {
+        None => 0,
+        Some(b) => {
+            let prefix = &s[..b];
+            1 + if prefix.is_ascii() {
+                b
+            } else {
+                prefix.chars().count()
+            } as i64
+        }
+    }
+}
+
+/// The byte offset of the first occurrence of the finder's needle in `hay`. Short text
+/// (a UPN, a mail address) is scanned for the needle's first byte directly, which costs
+/// less than setting up the finder's search.
+pub(crate) fn find_bytes(f: &memchr::memmem::Finder<'_>, hay: &[u8]) -> Option<usize> {
+    let needle = f.needle();
+    if hay.len() >= 64 {
+        return f.find(hay);
+    }
+    let Some((&first, rest)) = needle.split_first() else {
+        return Some(0);
+    };
+    let last = hay.len().checked_sub(needle.len())?;
+    let mut from = 0;
+    while from <= last {
+        let i = from + memchr::memchr(first, &hay[from..=last])?;
+        if &hay[i + 1..i + needle.len()] == rest {
+            return Some(i);
+        }
+        from = i + 1;
+    }
+    None
+}
+
+/// Whether `func` is one of the presence tests [`presence`] computes.
+pub(crate) fn is_presence(func: Func) -> bool {
+    matches!(
+        func,
+        Func::IsNull | Func::IsNullOrEmpty | Func::IsPresent | Func::IsEmpty
+    )
+}
+
+/// IsNull, IsNullOrEmpty, IsPresent and IsEmpty of `v`; `None` for other functions.
+#[inline(always)]
+pub(crate) fn presence(func: Func, v: &Value<'_>) -> Option<bool> {
+    Some(match func {
+        Func::IsNull => v.is_null(),
+        Func::IsNullOrEmpty => v.is_null_or_empty(),
+        Func::IsPresent => !v.is_null_or_empty(),
+        Func::IsEmpty => !v.is_null() && v.is_null_or_empty(),
+        _ => return None,
+    })
+}
+
+/// The one-argument functions [`unary`] implements.
+pub(crate) fn is_unary(func: Func) -> bool {
+    matches!(
+        func,
+        Func::IsNull
+            | Func::IsNullOrEmpty
+            | Func::IsPresent
+            | Func::IsEmpty
+            | Func::CBool
+            | Func::CStr
+            | Func::LCase
+            | Func::ToLower
+            | Func::UCase
+            | Func::ToUpper
+            | Func::Trim
+            | Func::LTrim
+            | Func::RTrim
+            | Func::StripSpaces
+            | Func::Len
+            | Func::Not
+    )
+}
+
+/// A one-argument function applied to one (already lifted) value. Shared by the tree
+/// walk ([`eager`]) and the compiled fast path, so both compute the same thing.
+pub(crate) fn unary<'a>(
+    ev: &Evaluator<'a>,
+    func: Func,
+    name: &'static str,
+    v: Value<'a>,
+) -> Res<'a> {
+    macro_rules! text_or_null {
+        ($v:expr) => {{
+            match $v {
+                Value::Null => return Ok(Value::Null),
+                v => cow_text(ev, v, name)?,
+            }
+        }};
+    }
+    if let Some(b) = presence(func, &v) {
+        return Ok(Value::Bool(b));
+    }
+    match func {
+        Func::CBool => Ok(Value::Bool(ev.truth(&v, name)?)),
+        Func::CStr => match v {
+            Value::Null => Ok(Value::Null),
+            v @ Value::Str(_) => Ok(v),
+            Value::Ref(r) => Ok(Value::Str(r)),
+            v => Ok(Value::string(ev.text(&v, name)?.into_owned())),
+        },
+        Func::LCase | Func::ToLower => Ok(lower(text_or_null!(v))),
+        Func::UCase | Func::ToUpper => Ok(upper(text_or_null!(v))),
+        Func::Trim => Ok(slice_map(text_or_null!(v), str::trim)),
+        Func::LTrim => Ok(slice_map(text_or_null!(v), str::trim_start)),
+        Func::RTrim => Ok(slice_map(text_or_null!(v), str::trim_end)),
+        Func::StripSpaces => {
+            let s = text_or_null!(v);
+            if !s.contains(' ') {
+                return Ok(Value::Str(s));
+            }
+            Ok(Value::string(s.replace(' ', "")))
+        }
+        Func::Len => {
+            let s = text_or_null!(v);
+            Ok(Value::Num(s.chars().count() as i64))
+        }
+        Func::Not => {
+            let t = match &v {
+                Value::Bool(b) => *b,
+                Value::Str(s) => s.trim().eq_ignore_ascii_case("true"),
+                _ => false,
+            };
+            Ok(Value::Bool(!t))
+        }
+        _ => fail(format!(
+            "{name}: internal error: not a one-argument function"
+        )),
+    }
+}
+
 fn eager<'a>(
     ev: &mut Evaluator<'a>,
     call: &'a Call,
@@ -436,13 +575,24 @@ fn eager<'a>(
             Err(Stop::Error(Box::new(EvalError { message: msg, raised: true })))
         }
         // ---- presence and type tests
-        Func::IsNull => Ok(Value::Bool(next().is_null())),
-        Func::IsNullOrEmpty => Ok(Value::Bool(next().is_null_or_empty())),
-        Func::IsPresent => Ok(Value::Bool(!next().is_null_or_empty())),
-        Func::IsEmpty => {
-            let v = next();
-            Ok(Value::Bool(!v.is_null() && v.is_null_or_empty()))
-        }
+        // One-argument functions shared with the compiled fast path (ToLower and ToUpper
+        // ignore their culture argument).
+        Func::IsNull
+        | Func::IsNullOrEmpty
+        | Func::IsPresent
+        | Func::IsEmpty
+        | Func::CBool
+        | Func::CStr
+        | Func::LCase
+        | Func::ToLower
+        | Func::UCase
+        | Func::ToUpper
+        | Func::Trim
+        | Func::LTrim
+        | Func::RTrim
+        | Func::StripSpaces
+        | Func::Len
+        | Func::Not => unary(ev, call.func, name, next()),
         Func::IsString => Ok(Value::Bool(matches!(
             next(),
             Value::Str(_) | Value::Num(_) | Value::Bool(_) | Value::Ref(_) | Value::Date(_)
@@ -470,10 +620,6 @@ fn eager<'a>(
             Ok(Value::Bool(f != 0 && v & f == f))
         }
         // ---- conversion
-        Func::CBool => {
-            let v = next();
-            Ok(Value::Bool(ev.truth(&v, name)?))
-        }
         Func::CNum => match next() {
             Value::Null => Ok(Value::Null),
             Value::Num(n) => Ok(Value::Num(n)),
@@ -484,12 +630,6 @@ fn eager<'a>(
                     None => fail(format!("CNum: {t:?} is not a number (check with IsNumeric first)")),
                 }
             }
-        },
-        Func::CStr => match next() {
-            Value::Null => Ok(Value::Null),
-            v @ Value::Str(_) => Ok(v),
-            Value::Ref(r) => Ok(Value::Str(r)),
-            v => Ok(Value::string(ev.text(&v, name)?.into_owned())),
         },
         Func::CRef => match next() {
             Value::Null => Ok(Value::Null),
@@ -768,28 +908,6 @@ fn eager<'a>(
         }
         // ---- text
         Func::Guid => Ok(Value::string(new_guid())),
-        Func::LCase | Func::ToLower => {
-            let s = text_or_null!(next());
-            Ok(lower(s))
-        }
-        Func::UCase | Func::ToUpper => {
-            let s = text_or_null!(next());
-            Ok(upper(s))
-        }
-        Func::Trim => Ok(slice_map(text_or_null!(next()), str::trim)),
-        Func::LTrim => Ok(slice_map(text_or_null!(next()), str::trim_start)),
-        Func::RTrim => Ok(slice_map(text_or_null!(next()), str::trim_end)),
-        Func::StripSpaces => {
-            let s = text_or_null!(next());
-            if !s.contains(' ') {
-                return Ok(Value::Str(s));
-            }
-            Ok(Value::string(s.replace(' ', "")))
-        }
-        Func::Len => {
-            let s = text_or_null!(next());
-            Ok(Value::Num(s.chars().count() as i64))
-        }
         Func::Left | Func::Right => {
             let s = text_or_empty!(next());
             let n = ev.num(&next(), name)?;
@@ -883,13 +1001,7 @@ fn eager<'a>(
                     if m.is_empty() {
                         return Ok(Value::Num(1));
                     }
-                    return Ok(Value::Num(match f.find(s.as_bytes()) {
-                        None => 0,
-                        Some(b) => {
-                            let prefix = &s[..b];
-                            1 + if prefix.is_ascii() { b } else { prefix.chars().count() } as i64
-                        }
-                    }));
+                    return Ok(Value::Num(find_position(f, &s)));
                 }
             }
             let r = if call.func == Func::InStr {
@@ -924,15 +1036,6 @@ fn eager<'a>(
                 }
             };
             Ok(Value::string(text::replace_chars(&s, &table)))
-        }
-        Func::Not => {
-            let v = next();
-            let t = match &v {
-                Value::Bool(b) => *b,
-                Value::Str(s) => s.trim().eq_ignore_ascii_case("true"),
-                _ => false,
-            };
-            Ok(Value::Bool(!t))
         }
         Func::Append => {
             let s = text_or_null!(next());

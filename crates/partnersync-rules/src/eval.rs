@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::fmt;
 
 use partnersync_core::{AttributeValue, Attributes, Entry};
-use smallvec::SmallVec;
 
 use crate::ast::{BinOp, Expr, Position, Special};
 use crate::value::{Outcome, Value};
@@ -24,15 +23,25 @@ pub trait AttributeLookup {
     }
 }
 
+/// `Attributes::get`, checking the length, then the exact spelling (a plain byte
+/// comparison), before the ASCII-case-insensitive comparison: rules usually spell names as
+/// the directory does.
+fn find_attribute<'v>(attributes: &'v Attributes, name: &str) -> Option<&'v [AttributeValue]> {
+    attributes
+        .iter()
+        .find(|(n, _)| n.as_str().len() == name.len() && (n.as_str() == name || n.matches(name)))
+        .map(|(_, v)| v)
+}
+
 impl AttributeLookup for Attributes {
     fn lookup(&self, name: &str) -> Option<&[AttributeValue]> {
-        self.get(name)
+        find_attribute(self, name)
     }
 }
 
 impl AttributeLookup for Entry {
     fn lookup(&self, name: &str) -> Option<&[AttributeValue]> {
-        self.attributes.get(name)
+        find_attribute(&self.attributes, name)
     }
 
     fn dn(&self) -> Option<&str> {
@@ -88,6 +97,31 @@ pub(crate) fn fail<T>(message: impl Into<String>) -> Result<T, Stop> {
     Err(Stop::Error(Box::new(EvalError::new(message))))
 }
 
+/// Whether comparison `op` holds for operands ordered `ord`.
+#[inline]
+pub(crate) fn holds(op: BinOp, ord: std::cmp::Ordering) -> bool {
+    use std::cmp::Ordering;
+    match op {
+        BinOp::Eq => ord == Ordering::Equal,
+        BinOp::Ne => ord != Ordering::Equal,
+        BinOp::Lt => ord == Ordering::Less,
+        BinOp::Le => ord != Ordering::Greater,
+        BinOp::Gt => ord == Ordering::Greater,
+        _ => ord != Ordering::Less,
+    }
+}
+
+/// What a whole flow expression came to, as callers see it.
+pub(crate) fn outcome(r: Res<'_>) -> Result<Outcome<'_>, EvalError> {
+    match r {
+        Ok(v) => Ok(Outcome::Value(v)),
+        Err(Stop::Error(e)) => Err(*e),
+        Err(Stop::AuthoritativeNull) => Ok(Outcome::AuthoritativeNull),
+        Err(Stop::IgnoreThisFlow) => Ok(Outcome::IgnoreThisFlow),
+        Err(Stop::IgnoreFlow) => Ok(Outcome::IgnoreFlow),
+    }
+}
+
 /// Decides whether a `SelectUniqueValue` candidate is still free in the target.
 pub type UniquenessCheck = Box<dyn Fn(&str) -> bool + Send + Sync>;
 
@@ -133,7 +167,9 @@ pub(crate) struct Evaluator<'a> {
     pub(crate) ctx: &'a Context,
     /// While lifting: the multi-valued attribute and the one value bound to it.
     bound: Option<(&'a str, Value<'a>)>,
-    vars: SmallVec<[(&'a str, Value<'a>); 2]>,
+    /// Select/Where/With variables (a `Vec`: creating and dropping an empty one is free,
+    /// which matters for the many evaluations that define none).
+    vars: Vec<(&'a str, Value<'a>)>,
 }
 
 impl<'a> Evaluator<'a> {
@@ -143,7 +179,7 @@ impl<'a> Evaluator<'a> {
             input,
             ctx,
             bound: None,
-            vars: SmallVec::new(),
+            vars: Vec::new(),
         }
     }
 
@@ -154,13 +190,7 @@ impl<'a> Evaluator<'a> {
         expr: &'a Expr,
         lifted: &'a [Box<str>],
     ) -> Result<Outcome<'a>, EvalError> {
-        match self.eval_lifted(expr, lifted) {
-            Ok(v) => Ok(Outcome::Value(v)),
-            Err(Stop::Error(e)) => Err(*e),
-            Err(Stop::AuthoritativeNull) => Ok(Outcome::AuthoritativeNull),
-            Err(Stop::IgnoreThisFlow) => Ok(Outcome::IgnoreThisFlow),
-            Err(Stop::IgnoreFlow) => Ok(Outcome::IgnoreFlow),
-        }
+        outcome(self.eval_lifted(expr, lifted))
     }
 
     /// Evaluates `expr`, once per value when one of `lifted` is multi-valued.
@@ -221,6 +251,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Reads an attribute, applying its declared type.
+    #[inline]
     pub(crate) fn attribute(&self, name: &str) -> Res<'a> {
         let ty = self.ctx.type_of(name);
         let Some(values) = self.input.lookup(name) else {
@@ -236,9 +267,11 @@ impl<'a> Evaluator<'a> {
         };
         let multi = ty.is_some_and(AttributeType::is_multi) || values.len() > 1;
         if !multi {
-            return match values.first() {
-                Some(v) => convert(name, v, ty),
-                None => Ok(Value::Null),
+            return match (values.first(), ty) {
+                // What `convert` does for an undeclared attribute, without the call.
+                (Some(AttributeValue::Text(s)), None) => Ok(Value::Str(Cow::Borrowed(s))),
+                (Some(v), _) => convert(name, v, ty),
+                (None, _) => Ok(Value::Null),
             };
         }
         let mut out = Vec::with_capacity(values.len());
@@ -278,15 +311,23 @@ impl<'a> Evaluator<'a> {
                 Some((_, value)) => Ok(value.clone()),
                 None => fail(format!("variable ${v} is used outside the Select, Where or With that defines it")),
             },
-            Expr::Neg(e) => match self.eval(e)? {
-                Value::Null => Ok(Value::Null),
-                v => match self.num(&v, "unary '-'")?.checked_neg() {
-                    Some(n) => Ok(Value::Num(n)),
-                    None => fail("number out of range in unary '-'"),
-                },
-            },
+            Expr::Neg(e) => {
+                let v = self.eval(e)?;
+                self.negate(v)
+            }
             Expr::Binary(op, l, r) => self.binary(*op, l, r),
             Expr::Call(call) => crate::builtins::call(self, call),
+        }
+    }
+
+    /// Unary minus.
+    pub(crate) fn negate(&self, v: Value<'a>) -> Res<'a> {
+        match v {
+            Value::Null => Ok(Value::Null),
+            v => match self.num(&v, "unary '-'")?.checked_neg() {
+                Some(n) => Ok(Value::Num(n)),
+                None => fail("number out of range in unary '-'"),
+            },
         }
     }
 
@@ -322,7 +363,7 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn apply_binary(&mut self, op: BinOp, left: Value<'a>, right: Value<'a>) -> Res<'a> {
+    pub(crate) fn apply_binary(&mut self, op: BinOp, left: Value<'a>, right: Value<'a>) -> Res<'a> {
         // Multi-valued operands (from functions such as Split) apply per value.
         if let Value::Multi(vs) = left {
             let mut out = Vec::with_capacity(vs.len());
@@ -391,14 +432,7 @@ impl<'a> Evaluator<'a> {
                     return Ok(Value::Null);
                 }
                 let ord = self.compare(&left, &right)?;
-                Ok(Value::Bool(match op {
-                    BinOp::Eq => ord == std::cmp::Ordering::Equal,
-                    BinOp::Ne => ord != std::cmp::Ordering::Equal,
-                    BinOp::Lt => ord == std::cmp::Ordering::Less,
-                    BinOp::Le => ord != std::cmp::Ordering::Greater,
-                    BinOp::Gt => ord == std::cmp::Ordering::Greater,
-                    _ => ord != std::cmp::Ordering::Less,
-                }))
+                Ok(Value::Bool(holds(op, ord)))
             }
         }
     }

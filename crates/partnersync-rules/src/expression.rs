@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use crate::ast::{Expr, Position};
-use crate::eval::{AttributeLookup, Context, EvalError, Evaluator};
+use crate::compile::{compile, Program};
+use crate::eval::{AttributeLookup, Context, EvalError};
 use crate::functions::Func;
 use crate::parse::{parse, ParseError};
 use crate::value::Outcome;
@@ -26,6 +27,8 @@ struct Compiled {
     /// Attributes used where one value is expected: a multi-valued one makes the whole
     /// expression run once per value.
     lifted: Vec<Box<str>>,
+    /// The same expression compiled for the fast path (`compile.rs`).
+    program: Program,
 }
 
 impl Expression {
@@ -46,12 +49,14 @@ impl Expression {
         let mut lifted: Vec<Box<str>> = Vec::new();
         scalar_attributes(&expr, &mut lifted);
         plan_lifts(&mut expr);
+        let program = compile(&expr, &lifted);
         Ok(Expression {
             inner: Arc::new(Compiled {
                 source: source.to_string(),
                 dialect,
                 expr,
                 lifted,
+                program,
             }),
         })
     }
@@ -82,7 +87,19 @@ impl Expression {
         input: &'a dyn AttributeLookup,
         ctx: &'a Context,
     ) -> Result<Outcome<'a>, EvalError> {
-        Evaluator::new(self.inner.dialect, input, ctx).run(&self.inner.expr, &self.inner.lifted)
+        let c = &self.inner;
+        c.program.run(c.dialect, &c.expr, &c.lifted, input, ctx)
+    }
+
+    /// Evaluates on the tree walk alone: the reference the compiled form is tested against.
+    #[cfg(test)]
+    pub(crate) fn evaluate_reference<'a>(
+        &'a self,
+        input: &'a dyn AttributeLookup,
+        ctx: &'a Context,
+    ) -> Result<Outcome<'a>, EvalError> {
+        let c = &self.inner;
+        crate::eval::Evaluator::new(c.dialect, input, ctx).run(&c.expr, &c.lifted)
     }
 }
 

@@ -39,6 +39,7 @@
 mod ast;
 mod builtins;
 mod cert;
+mod compile;
 mod config;
 pub(crate) mod datetime;
 mod eval;

@@ -19,6 +19,8 @@ pub struct RuleSet {
     /// Target attributes in first-seen order, with the flows for each in precedence order
     /// as (rule index, flow index).
     targets: Vec<(String, Vec<(usize, usize)>)>,
+    /// Which of `targets` is `userType`, found once for [`RuleSet::user_type`].
+    user_type_target: Option<usize>,
     context: Context,
     tests: Vec<TestConfig>,
     require_user_type: bool,
@@ -316,9 +318,13 @@ impl RuleSet {
                 }
             }
         }
+        let user_type_target = targets
+            .iter()
+            .position(|(t, _)| t.eq_ignore_ascii_case("userType"));
         Ok(RuleSet {
             rules,
             targets,
+            user_type_target,
             context,
             tests: cfg.tests.clone(),
             require_user_type: cfg.require_user_type,
@@ -589,11 +595,7 @@ impl RuleSet {
     /// path for deciding partner versus member. `Ok(None)` means no rule sets it (Entra's
     /// default, Member, applies).
     pub fn user_type(&self, entry: &dyn AttributeLookup) -> Result<Option<UserType>, ObjectError> {
-        let Some((_, flows)) = self
-            .targets
-            .iter()
-            .find(|(t, _)| t.eq_ignore_ascii_case("userType"))
-        else {
+        let Some((_, flows)) = self.user_type_target.and_then(|i| self.targets.get(i)) else {
             return Ok(None);
         };
         for &(ri, fi) in flows {
@@ -624,6 +626,12 @@ impl RuleSet {
                 Ok(Outcome::Value(Value::Null)) | Ok(Outcome::IgnoreThisFlow) | Ok(Outcome::IgnoreFlow) => continue,
                 Ok(Outcome::AuthoritativeNull) => return Ok(None),
                 Ok(Outcome::Value(Value::Str(s))) => {
+                    // The two spellings `UserType::from_str` accepts, without the call.
+                    match s.as_ref() {
+                        "Member" => return Ok(Some(UserType::Member)),
+                        "Guest" => return Ok(Some(UserType::Guest)),
+                        _ => {}
+                    }
                     return s.parse::<UserType>().map(Some).map_err(|_| {
                         err(format!("userType must be exactly \"Member\" or \"Guest\", but the rule produced {:?}", s.as_ref()), false)
                     })

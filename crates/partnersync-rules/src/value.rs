@@ -63,11 +63,13 @@ impl<'a> Value<'a> {
     }
 
     /// Whether this is `Null`.
+    #[inline]
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
     }
 
     /// Whether the value is absent or empty text (Connect's `IsNullOrEmpty`).
+    #[inline]
     pub fn is_null_or_empty(&self) -> bool {
         match self {
             Value::Null => true,
