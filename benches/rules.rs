@@ -39,7 +39,9 @@ use std::time::Duration;
 use criterion::measurement::Measurement;
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use partnersync_core::{Anchor, Entry, UserType};
-use partnersync_rules::{Context, Dialect, Expression, Outcome, RuleSet, Value};
+use partnersync_rules::{
+    AttributeLookup, Context, Dialect, Expression, Outcome, PreparedEntry, RuleSet, Value,
+};
 
 const ENTRIES: usize = 1_000_000;
 /// The `_hot` groups evaluate the first `HOT` entries `ENTRIES / HOT` times: the same
@@ -673,8 +675,81 @@ fn bench_rules<M: Measurement<Value = Duration>>(c: &mut Criterion<M>) {
                     })
                 });
             }
+            // The same decisions over entries prepared once with `RuleSet::prepare` (only
+            // the attributes the rules read, laid out compactly), against plain Rust reading
+            // the same prepared entries: what the rule engine costs when the entry layout is
+            // not the bottleneck.
+            let toml = match rule {
+                Rule::UpnSuffix => UPN_TOML,
+                Rule::Ext1Switch => SWITCH_TOML,
+            };
+            let rules = RuleSet::from_toml_str(toml).expect("rule set loads");
+            let prepared: Vec<PreparedEntry> = set.iter().map(|e| rules.prepare(e)).collect();
+            for (p, e) in prepared.iter().zip(set).take(CHECKED) {
+                assert_eq!(
+                    prepared_decision(&rules, p),
+                    rule.reference(e),
+                    "prepared entry disagrees"
+                );
+            }
+            group.bench_function(
+                BenchmarkId::from_parameter("partnersync_ruleset_prepared"),
+                |b| {
+                    b.iter(|| {
+                        let mut tally = Tally::default();
+                        for _ in 0..rounds {
+                            for p in &prepared {
+                                tally.add(&prepared_decision(&rules, black_box(p)));
+                            }
+                        }
+                        assert_eq!(tally, expected, "{group_name}/prepared: wrong tally");
+                        black_box(tally)
+                    })
+                },
+            );
+            group.bench_function(BenchmarkId::from_parameter("native_rust_prepared"), |b| {
+                b.iter(|| {
+                    let mut tally = Tally::default();
+                    for _ in 0..rounds {
+                        for p in &prepared {
+                            tally.add(&native_prepared(rule, black_box(p)));
+                        }
+                    }
+                    assert_eq!(tally, expected, "{group_name}/native prepared: wrong tally");
+                    black_box(tally)
+                })
+            });
             group.finish();
         }
+    }
+}
+
+#[inline(never)]
+fn prepared_decision(rules: &RuleSet, p: &PreparedEntry) -> Decision {
+    match rules.user_type(p) {
+        Ok(Some(t)) => Ok(t),
+        Ok(None) => Err("no rule set userType".to_string()),
+        Err(err) => Err(err.message),
+    }
+}
+
+#[inline(never)]
+fn native_prepared(rule: Rule, p: &PreparedEntry) -> Decision {
+    let first = |name: &str| {
+        p.lookup(name)
+            .and_then(|v| v.first())
+            .and_then(|v| v.as_text())
+    };
+    match rule {
+        Rule::UpnSuffix => match first(UPN) {
+            None | Some("") => Err(MISSING_UPN.to_string()),
+            Some(upn) if upn.to_lowercase().contains(PARTNER_SUFFIX) => Ok(UserType::Guest),
+            Some(_) => Ok(UserType::Member),
+        },
+        Rule::Ext1Switch => match first(EXT1) {
+            Some("Partner") => Ok(UserType::Guest),
+            _ => Ok(UserType::Member),
+        },
     }
 }
 

@@ -46,6 +46,7 @@ mod eval;
 mod expression;
 pub mod functions;
 mod parse;
+mod prepared;
 mod print;
 mod rules;
 mod scope;
@@ -63,6 +64,7 @@ pub use config::{
 pub use eval::{AttributeLookup, Context, EvalError, UniquenessCheck};
 pub use expression::Expression;
 pub use parse::{parse, ParseError, MAX_DEPTH, MAX_EXPRESSION_CHARS};
+pub use prepared::PreparedEntry;
 pub use print::print;
 pub use rules::{
     AttributeResult, Evaluation, EvaluationMode, FlowKind, FlowSource, FlowTrace, ObjectError,

@@ -24,6 +24,8 @@ pub struct RuleSet {
     context: Context,
     tests: Vec<TestConfig>,
     require_user_type: bool,
+    /// Every source attribute the rules read, found once (see `prepare`).
+    read_attributes: Vec<String>,
 }
 
 /// One sync rule.
@@ -321,14 +323,22 @@ impl RuleSet {
         let user_type_target = targets
             .iter()
             .position(|(t, _)| t.eq_ignore_ascii_case("userType"));
-        Ok(RuleSet {
+        let mut set = RuleSet {
             rules,
             targets,
             user_type_target,
             context,
             tests: cfg.tests.clone(),
             require_user_type: cfg.require_user_type,
-        })
+            read_attributes: Vec::new(),
+        };
+        set.read_attributes = set.source_attributes();
+        Ok(set)
+    }
+
+    /// The source attributes the rules read, computed when the rule set was built.
+    pub(crate) fn read_attributes(&self) -> &[String] {
+        &self.read_attributes
     }
 
     /// The rules, by precedence.

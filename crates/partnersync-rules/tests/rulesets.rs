@@ -564,3 +564,43 @@ fn a_rule_set_is_shared_across_threads() {
         ]
     );
 }
+
+#[test]
+fn prepared_entries_evaluate_exactly_like_the_entry() {
+    let text = std::fs::read_to_string(format!(
+        "{}/../../examples/partnersync.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let rules = RuleSet::from_toml_str(&text).unwrap();
+    let cases: Vec<Vec<(&str, &str)>> = vec![
+        vec![
+            ("userPrincipalName", "a@partners.contoso.com"),
+            ("description", "ignored"),
+            ("displayName", "A"),
+        ],
+        vec![
+            ("extensionAttribute1", "Member"),
+            ("userAccountControl", "514"),
+            ("sAMAccountName", "m"),
+        ],
+        vec![
+            ("adminDescription", "User_1"),
+            ("userPrincipalName", "w@contoso.com"),
+        ],
+        vec![("sn", "NoUpn")],
+    ];
+    for attrs in cases {
+        let e = entry(&attrs);
+        let prepared = rules.prepare(&e);
+        assert!(prepared.len() <= attrs.len());
+        assert_eq!(rules.evaluate(&prepared), rules.evaluate(&e), "{attrs:?}");
+        assert_eq!(rules.user_type(&prepared), rules.user_type(&e), "{attrs:?}");
+    }
+    let e = entry(&[("description", "x"), ("userPrincipalName", "u@contoso.com")]);
+    assert_eq!(
+        rules.prepare(&e).len(),
+        1,
+        "attributes no rule reads are dropped"
+    );
+}
