@@ -4,7 +4,9 @@
 # the same 1,000,000 entries, and each one's ratio to the fastest of those three.
 # Groups: upn_suffix / ext1_switch walk 1M distinct entries (memory-bound, like a full
 # sync); the *_hot groups evaluate 500 cache-resident entries 2,000 times (the engines'
-# own cost). native_rust is the decision as plain Rust: the floor.
+# own cost). native_rust is the decision as plain Rust: the floor. The *_prepared rows
+# evaluate entries reduced once with RuleSet::prepare (only the attributes the rules read),
+# and native_rust_prepared reads the same prepared entries.
 #
 #   scripts/bench-rules.sh                 # run the bench, then print the table
 #   scripts/bench-rules.sh --wall          # time with the wall clock instead of CPU time
@@ -63,7 +65,7 @@ echo "rules bench: $(nproc) cores here, load average now $(cut -d' ' -f1-3 /proc
 for group in upn_suffix upn_suffix_hot ext1_switch ext1_switch_hot; do
     [[ -d "$criterion_dir/$group" ]] || continue
     rows=""
-    for engine in native_rust partnersync_expression partnersync_ruleset rhai cel_interpreter evalexpr; do
+    for engine in native_rust native_rust_prepared partnersync_expression partnersync_ruleset partnersync_ruleset_prepared rhai cel_interpreter evalexpr; do
         file="$criterion_dir/$group/$engine/new/estimates.json"
         [[ -f "$file" ]] || continue
         ns="$(mean_ns "$file")"
@@ -80,15 +82,15 @@ for group in upn_suffix upn_suffix_hot ext1_switch ext1_switch_hot; do
         }
         END {
             printf "\n%s (1 thread = per core)\n", group
-            printf "  %-24s %16s %10s %14s\n", "engine", "evaluations/s", "ns/eval", "vs fastest other"
+            printf "  %-30s %16s %10s %14s\n", "engine", "evaluations/s", "ns/eval", "vs fastest other"
             for (i = 1; i <= NR; i++) {
                 ratio = (best > 0) ? sprintf("%.1fx", rate[i] / best) : "-"
-                printf "  %-24s %16.0f %10.1f %14s\n", name[i], rate[i], nseval[i], ratio
+                printf "  %-30s %16.0f %10.1f %14s\n", name[i], rate[i], nseval[i], ratio
             }
             if (best > 0) printf "  fastest other engine: %s\n", best_name
             if (group ~ /^upn_suffix/) {
                 for (i = 1; i <= NR; i++) {
-                    if (name[i] != "partnersync_expression" && name[i] != "partnersync_ruleset") continue
+                    if (name[i] !~ /^partnersync_/) continue
                     fast = rate[i] >= 5e6 ? "met" : "NOT met"
                     ratio_ok = (best > 0 && rate[i] / best >= 3) ? "met" : "NOT met"
                     printf "  target (%s): >= 5M evals/s/core %s; >= 3x fastest other %s\n", name[i], fast, ratio_ok
