@@ -12,6 +12,18 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "build dependencies (Debian packages)"
+# native-tls (the LDAP source) links OpenSSL; the machine image has these, but a script
+# that needs them installs them.
+missing=()
+for pkg in libssl-dev pkg-config; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+echo "ok"
+
 # Throwaway LDAP servers for the partnersync-ldap integration tests (scripts/ldap/): slapd
 # and a Samba AD DC, installed if missing and started in the background while the code
 # compiles, stopped on exit. Under this script a server test that cannot reach its server
