@@ -5,6 +5,7 @@
 // administrators ("[[rule]] tables", "ldap://host[:port]"), not rustdoc links.
 #![allow(rustdoc::broken_intra_doc_links)]
 
+mod demo;
 mod eval;
 mod rules;
 mod source;
@@ -24,6 +25,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the whole job on the embedded default: the sample LDIF and rules, a local Graph
+    /// emulator in-process, state in .partnersync-demo/. Run it again: zero writes.
+    ///
+    /// Exit codes: 0 done; 1 could not run; 2 bad configuration; 3 some object failed or is
+    /// in error; 4 the deletion guard stopped the run (nothing was written).
+    Demo(demo::DemoArgs),
     /// Evaluate one expression against one object and print the result as JSON.
     ///
     /// Exit codes: 0 a value was printed; 2 the expression does not parse (diagnostic on
@@ -50,6 +57,7 @@ fn main() -> ExitCode {
     quiet_broken_pipe();
     let cli = Cli::parse();
     match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Rules(cmd) => rules::run(cmd),
         Command::Source(cmd) => source::run(cmd),

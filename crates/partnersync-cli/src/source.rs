@@ -55,7 +55,7 @@ pub enum Format {
     Ldif,
 }
 
-#[derive(Args)]
+#[derive(Args, Default)]
 pub struct SourceArgs {
     /// The configuration file (TOML) with a [source] table.
     #[arg(long)]
@@ -112,13 +112,13 @@ struct ConfigFile {
     source: Option<SourceSection>,
 }
 
-enum Source {
+pub(crate) enum Source {
     Ldap(LdapSource),
     Ldif(LdifSource),
 }
 
 impl Source {
-    fn as_dyn(&self) -> &dyn SourceDirectory {
+    pub(crate) fn as_dyn(&self) -> &dyn SourceDirectory {
         match self {
             Source::Ldap(s) => s,
             Source::Ldif(s) => s,
@@ -158,6 +158,15 @@ pub fn run(cmd: SourceCommand) -> ExitCode {
             runtime.block_on(read(source, format, cookie.as_deref()))
         }
     }
+}
+
+/// The source a configuration file's `[source]` table describes (for commands that read
+/// the directory as one step of a larger job).
+pub(crate) fn from_config(config: &Path) -> Result<Source, ExitCode> {
+    build(&SourceArgs {
+        config: Some(config.to_path_buf()),
+        ..SourceArgs::default()
+    })
 }
 
 fn config_error(msg: impl std::fmt::Display) -> ExitCode {

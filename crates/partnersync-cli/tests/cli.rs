@@ -277,3 +277,85 @@ fn graph_emulator_subcommand_prints_the_startup_contract() {
     let out = bin().args(["graph-emulator", "--bogus"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// The README's first command: the sample directory synced into an in-process Graph
+/// emulator; a second run writes nothing; moving a user to the partner domain is exactly one
+/// Member -> Guest change; removing many users trips the deletion guard and writes nothing.
+#[test]
+fn demo_runs_the_whole_job_and_converges() {
+    let dir = std::env::temp_dir().join(format!("partnersync-demo-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("examples/data")).unwrap();
+    std::fs::copy(
+        repo("examples/partnersync.toml"),
+        dir.join("examples/partnersync.toml"),
+    )
+    .unwrap();
+    let ldif = dir.join("examples/data/partners.ldif");
+    std::fs::copy(repo("examples/data/partners.ldif"), &ldif).unwrap();
+    let demo = || {
+        let out = bin().arg("demo").current_dir(&dir).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+
+    let (code, first) = demo();
+    assert_eq!(code, Some(0), "{first}");
+    assert!(first.contains("plan: 12 create, 0 update"), "{first}");
+    assert!(
+        first.contains("ana.lopez@partners.contoso.com           userType=Guest"),
+        "{first}"
+    );
+    assert!(
+        first.contains("grace.kim@contoso.com                    userType=Member"),
+        "{first}"
+    );
+    assert!(
+        first.contains("applied: 12 of 12 write(s) succeeded."),
+        "{first}"
+    );
+
+    let (code, second) = demo();
+    assert_eq!(code, Some(0), "{second}");
+    assert!(second.contains("zero writes"), "{second}");
+
+    let text = std::fs::read_to_string(&ldif).unwrap();
+    std::fs::write(
+        &ldif,
+        text.replace(
+            "userPrincipalName: kwame.mensah@contoso.com",
+            "userPrincipalName: kwame.mensah@partners.contoso.com",
+        ),
+    )
+    .unwrap();
+    let (code, third) = demo();
+    assert_eq!(code, Some(0), "{third}");
+    assert!(
+        third.contains("plan: 0 create, 1 update (1 userType change)"),
+        "{third}"
+    );
+    assert!(
+        third.contains("userType: [\"Member\"] -> [\"Guest\"]"),
+        "{third}"
+    );
+
+    // Remove every staff member: 6 of 12 managed users (50%) is above the 10% guard.
+    let text = std::fs::read_to_string(&ldif).unwrap();
+    let kept: Vec<&str> = text
+        .split("\n\n")
+        .filter(|record| !record.contains("OU=Staff"))
+        .collect();
+    std::fs::write(&ldif, kept.join("\n\n")).unwrap();
+    let (code, fourth) = demo();
+    assert_eq!(code, Some(4), "{fourth}");
+    assert!(fourth.contains("STOPPED by the deletion guard"), "{fourth}");
+    assert!(fourth.contains("nothing was written"), "{fourth}");
+    let (_, fifth) = demo();
+    assert!(
+        fifth.contains("STOPPED by the deletion guard"),
+        "still blocked: nothing changed: {fifth}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
