@@ -111,6 +111,12 @@ async fn demo(args: &DemoArgs) -> Result<ExitCode, String> {
         ..CycleOptions::default()
     };
     let result = run_cycle(source.as_dyn(), &target, &rules, &mut state, &options).await;
+    // Save the emulator's directory before printing the outcome, so a reader that goes away
+    // early (`| head`) cannot lose what was written.
+    emulator
+        .shutdown()
+        .await
+        .map_err(|e| format!("stopping the emulator: {e}"))?;
     let code = match result {
         Ok(report) => {
             print_plan(&report.plan);
@@ -148,10 +154,6 @@ async fn demo(args: &DemoArgs) -> Result<ExitCode, String> {
             ExitCode::from(1)
         }
     };
-    emulator
-        .shutdown()
-        .await
-        .map_err(|e| format!("stopping the emulator: {e}"))?;
     Ok(code)
 }
 
