@@ -8,6 +8,11 @@
 //! ```
 //! The bind password is read from the env file (a throwaway test server's), never argv.
 
+// The allocator the partnersync binary uses (ldap3 allocates per message and value), so the
+// bench measures what `partnersync source read` does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::HashMap;
 use std::time::Instant;
 
