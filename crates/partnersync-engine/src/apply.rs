@@ -1,5 +1,5 @@
 use partnersync_core::Anchor;
-use partnersync_target::{CreationMode, Operation, OperationOutcome, TargetDirectory, TargetError};
+use partnersync_target::{Operation, OperationOutcome, TargetDirectory, TargetError};
 
 use crate::plan::attributes_of;
 use crate::{Action, SyncPlan};
@@ -35,7 +35,10 @@ impl ApplyReport {
 fn operation(action: &Action) -> Result<Operation, TargetError> {
     Ok(match action {
         Action::Create {
-            anchor, attributes, ..
+            anchor,
+            mode,
+            attributes,
+            ..
         } => Operation::Create {
             anchor: Anchor::from_immutable_id(anchor).map_err(|e| {
                 TargetError::new(
@@ -44,7 +47,7 @@ fn operation(action: &Action) -> Result<Operation, TargetError> {
                     e.to_string(),
                 )
             })?,
-            mode: CreationMode::Direct,
+            mode: *mode,
             attributes: attributes.clone(),
         },
         Action::Update { id, changes, .. } => Operation::Update {

@@ -64,6 +64,8 @@ pub enum Action {
         anchor: String,
         /// Source DN.
         dn: String,
+        /// Direct creation or B2B invitation.
+        mode: CreationMode,
         /// Initial attributes.
         attributes: BTreeMap<String, Vec<String>>,
     },
@@ -240,6 +242,7 @@ pub fn plan(desired: &[DesiredObject], target: &[TargetUser], options: &PlanOpti
                 creates.push(Action::Create {
                     anchor,
                     dn: d.dn.clone(),
+                    mode: options.creation,
                     attributes,
                 });
             }

@@ -218,6 +218,7 @@ fn plans_serialise_as_versioned_json() {
     assert_eq!(json["version"], 1);
     assert_eq!(json["actions"][0]["action"], "create");
     assert_eq!(json["actions"][0]["attributes"]["userType"][0], "Guest");
+    assert_eq!(json["actions"][0]["mode"], "direct");
     let back: partnersync_engine::SyncPlan = serde_json::from_value(json).unwrap();
     assert_eq!(back, p);
 }
@@ -331,4 +332,28 @@ proptest! {
             prop_assert_eq!(&u.attributes["userType"], &vec![want.to_string()]);
         }
     }
+}
+
+#[test]
+fn creation_mode_travels_from_the_options_to_the_target() {
+    let rules = RuleSet::from_toml_str(RULES).unwrap();
+    let target = InMemoryTarget::new();
+    let options = PlanOptions {
+        creation: partnersync_target::CreationMode::Invitation,
+        ..PlanOptions::default()
+    };
+    let p = cycle(
+        &rules,
+        &[entry(1, Some("a@partners.contoso.com"), "A")],
+        &target,
+        &options,
+    );
+    block_on(apply(&target, &p, 20));
+    assert!(matches!(
+        target.log().first(),
+        Some(partnersync_target::Operation::Create {
+            mode: partnersync_target::CreationMode::Invitation,
+            ..
+        })
+    ));
 }
