@@ -26,20 +26,6 @@ fn config(server: &Server, bases: &[&str]) -> LdapConfig {
     c
 }
 
-async fn seed_ou(admin: &mut common::Admin, parent: &str, name: &str) -> String {
-    let ou = format!("OU={name},{parent}");
-    admin
-        .add(
-            &ou,
-            vec![
-                ("objectClass", vec!["organizationalUnit"]),
-                ("ou", vec![name]),
-            ],
-        )
-        .await;
-    ou
-}
-
 async fn seed_user(admin: &mut common::Admin, ou: &str, sam: &str, display: &str, marker: &str) {
     let upn = format!("{sam}@partners.contoso.com");
     admin
@@ -143,8 +129,8 @@ async fn range_retrieval_fetches_every_value_of_a_ranged_attribute() {
 async fn delta_returns_exactly_the_changes(server: &Server, mechanism: DeltaChoice, tag: &str) {
     let mut admin = server.admin().await;
     let name = unique(tag);
-    let ou = seed_ou(&mut admin, &server.get("BASE"), &name).await;
-    let excluded = seed_ou(&mut admin, &ou, "Excluded").await;
+    let ou = admin.add_ou(&server.get("BASE"), &name).await;
+    let excluded = admin.add_ou(&ou, "Excluded").await;
     let short = &name[name.len() - 6..];
     let sam = |n: &str| format!("{n}{short}");
     for (n, display) in [

@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{anchors, delta, dns, full, full_read_required, ldap_error, slapd, unique, Server};
+use common::{anchors, delta, dns, full, full_read_required, ldap_error, slapd, unique};
 use partnersync_core::{Anchor, AttributeValue};
 use partnersync_ldap::{DeltaChoice, LdapSource, LdapSourceError};
 use partnersync_source::{Cookie, DeltaMechanism, ServerKind, SourceDirectory};
@@ -29,20 +29,6 @@ async fn seed_user(admin: &mut common::Admin, ou: &str, uid: &str, name: &str, m
             ],
         )
         .await;
-}
-
-async fn seed_ou(admin: &mut common::Admin, server: &Server, name: &str) -> String {
-    let ou = format!("ou={name},{}", server.get("BASE"));
-    admin
-        .add(
-            &ou,
-            vec![
-                ("objectClass", vec!["organizationalUnit"]),
-                ("ou", vec![name]),
-            ],
-        )
-        .await;
-    ou
 }
 
 #[tokio::test]
@@ -89,7 +75,7 @@ async fn full_read_keeps_unicode_binary_values_and_all_members_of_a_large_group(
     };
     let mut admin = server.admin().await;
     let name = unique("content");
-    let ou = seed_ou(&mut admin, &server, &name).await;
+    let ou = admin.add_ou(&server.get("BASE"), &name).await;
     seed_user(&mut admin, &ou, "lukasz", "Łukasz Żółć", "Partner").await;
     seed_user(&mut admin, &ou, "jose", "José Núñez 山田", "Member").await;
     admin
@@ -161,8 +147,10 @@ async fn syncrepl_delta_returns_exactly_the_changes() {
     };
     let mut admin = server.admin().await;
     let name = unique("syncrepl");
-    let ou = seed_ou(&mut admin, &server, &name).await;
-    let other = seed_ou(&mut admin, &server, &format!("{name}-elsewhere")).await;
+    let ou = admin.add_ou(&server.get("BASE"), &name).await;
+    let other = admin
+        .add_ou(&server.get("BASE"), &format!("{name}-elsewhere"))
+        .await;
     for (uid, n) in [
         ("u1", "Ana"),
         ("u2", "Bo"),
@@ -273,7 +261,7 @@ async fn ou_include_and_exclude_lists_limit_the_scope() {
     };
     let mut admin = server.admin().await;
     let name = unique("ous");
-    let ou = seed_ou(&mut admin, &server, &name).await;
+    let ou = admin.add_ou(&server.get("BASE"), &name).await;
     let mut sub = Vec::new();
     for part in ["In", "Out", "Other"] {
         let dn = format!("ou={part},{ou}");

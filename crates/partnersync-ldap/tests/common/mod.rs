@@ -167,6 +167,20 @@ impl Admin {
             .unwrap_or_else(|e| panic!("add {dn}: {e}"));
     }
 
+    /// Adds `ou=<name>` under `parent` and returns its DN.
+    pub async fn add_ou(&mut self, parent: &str, name: &str) -> String {
+        let ou = format!("ou={name},{parent}");
+        self.add(
+            &ou,
+            vec![
+                ("objectClass", vec!["organizationalUnit"]),
+                ("ou", vec![name]),
+            ],
+        )
+        .await;
+        ou
+    }
+
     pub async fn add_bytes(&mut self, dn: &str, attrs: Vec<(Vec<u8>, Vec<Vec<u8>>)>) {
         let attrs: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = attrs
             .into_iter()
