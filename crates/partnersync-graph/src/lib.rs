@@ -845,6 +845,37 @@ impl TargetDirectory for GraphTarget {
         self.find(anchor).await
     }
 
+    async fn find_by(
+        &self,
+        _attribute: &str,
+        _value: &str,
+    ) -> Result<Vec<TargetUser>, TargetError> {
+        Err(TargetError::new(
+            ErrorCategory::Other,
+            "NotImplemented",
+            "TODO(issue 5): soft-match lookup",
+        ))
+    }
+
+    async fn delta_cookie(&self) -> Result<String, TargetError> {
+        Err(TargetError::new(
+            ErrorCategory::Other,
+            "NotImplemented",
+            "TODO(issue 5): users/delta",
+        ))
+    }
+
+    async fn changes_since(
+        &self,
+        _cookie: &str,
+    ) -> Result<partnersync_target::TargetChanges, TargetError> {
+        Err(TargetError::new(
+            ErrorCategory::Other,
+            "NotImplemented",
+            "TODO(issue 5): users/delta",
+        ))
+    }
+
     async fn apply(&self, operations: &[Operation]) -> Vec<Result<OperationOutcome, TargetError>> {
         let batch_size = self.inner.config.batch_size.clamp(1, batch::MAX_BATCH);
         if batch_size == 1 || operations.len() == 1 {

@@ -202,7 +202,36 @@ pub trait TargetDirectory: Send + Sync {
     /// The user bound to `anchor`, if any (soft-deleted ones included).
     async fn find_by_anchor(&self, anchor: &Anchor) -> Result<Option<TargetUser>, TargetError>;
 
+    /// Every user (managed or not, soft-deleted ones excluded) whose `attribute`
+    /// (`userPrincipalName` or `mail`) equals `value`, ignoring case. The engine's soft
+    /// match uses it; more than one result is an ambiguity it reports instead of guessing.
+    async fn find_by(&self, attribute: &str, value: &str) -> Result<Vec<TargetUser>, TargetError>;
+
+    /// A change-tracking cookie for "now", without reading any user (Graph:
+    /// `users/delta?$deltaToken=latest`). Take it *before* a full listing, so that changes
+    /// made during the listing are seen by the next [`TargetDirectory::changes_since`].
+    async fn delta_cookie(&self) -> Result<String, TargetError>;
+
+    /// What changed in the target since `cookie` (Graph: following a saved deltaLink).
+    /// An error (an expired or foreign cookie included) means "list everything again".
+    async fn changes_since(&self, cookie: &str) -> Result<TargetChanges, TargetError>;
+
     /// Applies operations, returning one result per operation, in order. Operations are
     /// independent: one failing does not stop the others.
     async fn apply(&self, operations: &[Operation]) -> Vec<Result<OperationOutcome, TargetError>>;
+}
+
+/// Target changes since a cookie ([`TargetDirectory::changes_since`]). A user may appear
+/// more than once across calls; the engine treats every entry as "look again".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetChanges {
+    /// Users created or changed (live, not deleted), with their current attributes.
+    /// Attributes a change did not report are unchanged.
+    pub changed: Vec<TargetUser>,
+    /// Ids of users soft-deleted since the cookie (restorable).
+    pub deleted: Vec<String>,
+    /// Ids of users permanently deleted since the cookie.
+    pub removed: Vec<String>,
+    /// The cookie for the next call.
+    pub cookie: String,
 }

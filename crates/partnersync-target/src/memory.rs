@@ -8,7 +8,10 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use partnersync_core::Anchor;
 
-use crate::{ErrorCategory, Operation, OperationOutcome, TargetDirectory, TargetError, TargetUser};
+use crate::{
+    ErrorCategory, Operation, OperationOutcome, TargetChanges, TargetDirectory, TargetError,
+    TargetUser,
+};
 
 /// An in-memory target for tests: users keyed by id, writes recorded in a log.
 #[derive(Debug, Default)]
@@ -21,6 +24,12 @@ struct State {
     users: BTreeMap<String, TargetUser>,
     next_id: u64,
     log: Vec<Operation>,
+    /// Change counter: every change to a user bumps it (the delta cookie).
+    version: u64,
+    /// Per user id, the version of its last change.
+    changed_at: BTreeMap<String, u64>,
+    /// Permanently deleted ids with the version of their removal.
+    removed_at: Vec<(String, u64)>,
 }
 
 impl InMemoryTarget {
@@ -32,8 +41,31 @@ impl InMemoryTarget {
     /// Adds a user directly (not logged), e.g. one created in the portal.
     pub fn seed(&self, user: TargetUser) {
         if let Ok(mut s) = self.state.lock() {
+            s.touch(&user.id);
             s.users.insert(user.id.clone(), user);
         }
+    }
+
+    /// Changes one attribute of a user directly (not logged), as an administrator editing
+    /// it in the portal would: drift the next cycle should see. An empty list clears it.
+    /// Returns false when there is no such user.
+    pub fn edit(&self, id: &str, attribute: &str, values: Vec<String>) -> bool {
+        let Ok(mut s) = self.state.lock() else {
+            return false;
+        };
+        let Some(user) = s.users.get_mut(id) else {
+            return false;
+        };
+        if attribute == "accountEnabled" {
+            user.enabled = values.first().is_none_or(|v| v != "false");
+        }
+        if values.is_empty() {
+            user.attributes.remove(attribute);
+        } else {
+            user.attributes.insert(attribute.to_string(), values);
+        }
+        s.touch(id);
+        true
     }
 
     /// Every user, managed or not.
@@ -73,6 +105,12 @@ fn poisoned() -> TargetError {
 }
 
 impl State {
+    fn touch(&mut self, id: &str) {
+        self.version += 1;
+        let v = self.version;
+        self.changed_at.insert(id.to_string(), v);
+    }
+
     fn conflict(&self, id: Option<&str>, user: &TargetUser) -> Option<TargetError> {
         let upn = upn(user);
         for other in self
@@ -148,6 +186,9 @@ impl State {
                     if k == "accountEnabled" {
                         user.enabled = v.first().is_none_or(|x| x != "false");
                     }
+                    if k == "onPremisesImmutableId" {
+                        user.anchor = v.first().and_then(|a| Anchor::from_immutable_id(a).ok());
+                    }
                 }
                 if let Some(e) = self.conflict(Some(id), &user) {
                     return Err(e);
@@ -217,6 +258,63 @@ impl TargetDirectory for InMemoryTarget {
             .cloned())
     }
 
+    async fn find_by(&self, attribute: &str, value: &str) -> Result<Vec<TargetUser>, TargetError> {
+        let s = self.state.lock().map_err(|_| poisoned())?;
+        Ok(s.users
+            .values()
+            .filter(|u| {
+                !u.deleted
+                    && u.attributes
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(attribute))
+                        .and_then(|(_, v)| v.first())
+                        .is_some_and(|v| v.eq_ignore_ascii_case(value))
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn delta_cookie(&self) -> Result<String, TargetError> {
+        let s = self.state.lock().map_err(|_| poisoned())?;
+        Ok(format!("mem:{}", s.version))
+    }
+
+    async fn changes_since(&self, cookie: &str) -> Result<TargetChanges, TargetError> {
+        let s = self.state.lock().map_err(|_| poisoned())?;
+        let since: u64 = cookie
+            .strip_prefix("mem:")
+            .and_then(|v| v.parse().ok())
+            .filter(|v| *v <= s.version)
+            .ok_or_else(|| {
+                TargetError::new(
+                    ErrorCategory::Validation,
+                    "syncStateNotFound",
+                    format!("the change cookie {cookie:?} is not one this directory issued"),
+                )
+            })?;
+        let mut changes = TargetChanges {
+            cookie: format!("mem:{}", s.version),
+            ..TargetChanges::default()
+        };
+        for (id, v) in &s.changed_at {
+            if *v <= since {
+                continue;
+            }
+            match s.users.get(id) {
+                Some(u) if u.deleted => changes.deleted.push(id.clone()),
+                Some(u) => changes.changed.push(u.clone()),
+                None => {}
+            }
+        }
+        changes.removed = s
+            .removed_at
+            .iter()
+            .filter(|(_, v)| *v > since)
+            .map(|(id, _)| id.clone())
+            .collect();
+        Ok(changes)
+    }
+
     async fn apply(&self, operations: &[Operation]) -> Vec<Result<OperationOutcome, TargetError>> {
         let Ok(mut s) = self.state.lock() else {
             return operations.iter().map(|_| Err(poisoned())).collect();
@@ -225,6 +323,26 @@ impl TargetDirectory for InMemoryTarget {
             .iter()
             .map(|op| {
                 let r = s.apply(op);
+                match (&r, op) {
+                    (Ok(OperationOutcome::Created { id }), _) => s.touch(&id.clone()),
+                    (
+                        Ok(OperationOutcome::PermanentlyDeleted),
+                        Operation::PermanentDelete { id },
+                    ) => {
+                        s.version += 1;
+                        let v = s.version;
+                        s.changed_at.remove(id);
+                        s.removed_at.push((id.clone(), v));
+                    }
+                    (
+                        Ok(_),
+                        Operation::Update { id, .. }
+                        | Operation::Disable { id }
+                        | Operation::Delete { id }
+                        | Operation::Restore { id },
+                    ) => s.touch(id),
+                    _ => {}
+                }
                 if r.is_ok() {
                     s.log.push(op.clone());
                 }
@@ -342,5 +460,52 @@ mod tests {
             .message
             .contains("userPrincipalName"));
         assert_eq!(block_on(t.list_managed()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn changes_since_reports_writes_drift_and_deletions() {
+        let t = InMemoryTarget::new();
+        let a = Anchor::from_bytes(vec![1; 16]).unwrap();
+        let b = Anchor::from_bytes(vec![2; 16]).unwrap();
+        let r = block_on(t.apply(&[
+            Operation::Create {
+                anchor: a,
+                mode: CreationMode::Direct,
+                attributes: attrs("a@contoso.com"),
+            },
+            Operation::Create {
+                anchor: b,
+                mode: CreationMode::Direct,
+                attributes: attrs("b@contoso.com"),
+            },
+        ]));
+        let id = |i: usize| match &r[i] {
+            Ok(OperationOutcome::Created { id }) => id.clone(),
+            other => panic!("{other:?}"),
+        };
+        let (ida, idb) = (id(0), id(1));
+        let cookie = block_on(t.delta_cookie()).unwrap();
+        assert!(block_on(t.changes_since(&cookie))
+            .unwrap()
+            .changed
+            .is_empty());
+        assert!(t.edit(&ida, "displayName", vec!["Portal edit".into()]));
+        block_on(t.apply(&[Operation::Delete { id: idb.clone() }]));
+        let c = block_on(t.changes_since(&cookie)).unwrap();
+        assert_eq!(c.changed.len(), 1);
+        assert_eq!(
+            c.changed[0].attributes["displayName"],
+            vec!["Portal edit".to_string()]
+        );
+        assert_eq!(c.deleted, vec![idb.clone()]);
+        block_on(t.apply(&[Operation::PermanentDelete { id: idb.clone() }]));
+        let c2 = block_on(t.changes_since(&c.cookie)).unwrap();
+        assert!(c2.changed.is_empty() && c2.deleted.is_empty());
+        assert_eq!(c2.removed, vec![idb]);
+        let err = block_on(t.changes_since("mem:999")).unwrap_err();
+        assert_eq!(err.code, "syncStateNotFound");
+        let found = block_on(t.find_by("userprincipalname", "A@CONTOSO.COM")).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].id, ida);
     }
 }
