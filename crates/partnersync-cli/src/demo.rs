@@ -187,6 +187,9 @@ fn print_plan(plan: &partnersync_engine::SyncPlan) {
                     println!("      {}: {:?} -> {:?}", ch.attribute, ch.old, ch.new);
                 }
             }
+            Action::Adopt { dn, matched_on, .. } => {
+                println!("  = adopt   {dn} (soft match on {matched_on})")
+            }
             Action::Restore { dn, .. } => println!("  ^ restore {dn}"),
             Action::Disable { anchor, .. } => {
                 println!("  - disable {anchor} (no longer in the source)")

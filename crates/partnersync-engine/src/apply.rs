@@ -32,7 +32,8 @@ impl ApplyReport {
     }
 }
 
-fn operation(action: &Action) -> Result<Operation, TargetError> {
+/// The target operation that carries out `action`.
+pub(crate) fn operation(action: &Action) -> Result<Operation, TargetError> {
     Ok(match action {
         Action::Create {
             anchor,
@@ -54,6 +55,19 @@ fn operation(action: &Action) -> Result<Operation, TargetError> {
             id: id.clone(),
             changes: attributes_of(changes),
         },
+        Action::Adopt {
+            id,
+            changes,
+            anchor,
+            ..
+        } => {
+            let mut changes = attributes_of(changes);
+            changes.insert("onPremisesImmutableId".into(), vec![anchor.clone()]);
+            Operation::Update {
+                id: id.clone(),
+                changes,
+            }
+        }
         Action::Restore { id, .. } => Operation::Restore { id: id.clone() },
         Action::Disable { id, .. } => Operation::Disable { id: id.clone() },
         Action::Delete { id, .. } => Operation::Delete { id: id.clone() },

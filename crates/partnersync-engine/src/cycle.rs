@@ -1,17 +1,53 @@
 //! One sync cycle over any source and target: read → evaluate → match → plan → guard →
 //! apply → record.
+//!
+//! A cycle is a *full* cycle (read every source entry, list every managed target user)
+//! on the first run, after the rules change, when a cookie expired, when an earlier
+//! cycle crashed mid-way without a usable cookie, and periodically
+//! ([`CycleOptions::full_every`]). Otherwise it is a *delta* cycle whose cost grows with
+//! what changed: the source's delta read, the target's change feed (portal drift), the
+//! objects whose last write failed, and the disabled users whose grace period ended.
+//! Everything else is taken from the state store, which holds what was last written.
 
-use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use partnersync_core::{Anchor, Entry};
 use partnersync_rules::{EvaluationMode, RuleSet};
-use partnersync_source::{EntryCollector, SourceDirectory, SourceError};
-use partnersync_target::{OperationOutcome, TargetDirectory, TargetError};
+use partnersync_source::{Cookie, DeltaRead, EntryCollector, SourceDirectory, SourceError};
+use partnersync_target::{OperationOutcome, TargetDirectory, TargetError, TargetUser};
 
+use crate::plan::attributes_of;
 use crate::{
-    apply, plan, Action, DeletionGuard, DesiredObject, GuardTripped, ObjectState, PlanOptions,
-    RunRecord, SqliteStateStore, StateError, SyncPlan,
+    Action, DeletionGuard, DesiredObject, GuardTripped, JournalEntry, Managed, ObjectState,
+    PendingObject, PlanBinding, PlanInput, PlanOptions, RunRecord, StateError, StateStore,
+    SyncPlan,
 };
+
+/// When to stop applying because too many writes fail.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum ErrorPolicy {
+    /// Apply everything; failed objects are retried next cycle.
+    #[default]
+    Continue,
+    /// Stop after this many failed writes.
+    StopAfter(usize),
+    /// Stop when more than this percentage of the writes so far failed (checked once at
+    /// least one batch has been sent).
+    StopAbovePercent(f64),
+}
+
+/// What to do when someone changed a managed attribute in the target (e.g. in the portal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DriftPolicy {
+    /// Put the value the rules want back.
+    #[default]
+    Correct,
+    /// Leave it and list it in the plan ([`SyncPlan::kept`] names the object).
+    Report,
+}
 
 /// How a cycle runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +62,19 @@ pub struct CycleOptions {
     pub staging: bool,
     /// Operations per target batch (Graph's `$batch` takes 20).
     pub batch_size: usize,
+    /// Match users that have no anchor yet by UPN or mail, and adopt them.
+    pub soft_match: bool,
+    /// A full reconciliation at least this often (`None`: only when needed).
+    pub full_every: Option<Duration>,
+    /// Make this cycle a full one.
+    pub force_full: bool,
+    /// When to stop applying because writes fail.
+    pub error_policy: ErrorPolicy,
+    /// What to do about target drift.
+    pub drift: DriftPolicy,
+    /// A digest of the rules and configuration; when it differs from the last cycle's,
+    /// the cycle is a full one (every object is re-evaluated).
+    pub config_digest: String,
 }
 
 impl Default for CycleOptions {
@@ -36,7 +85,47 @@ impl Default for CycleOptions {
             allow_deletes: None,
             staging: false,
             batch_size: 20,
+            soft_match: false,
+            full_every: Some(Duration::from_secs(24 * 3600)),
+            force_full: false,
+            error_policy: ErrorPolicy::Continue,
+            drift: DriftPolicy::Correct,
+            config_digest: String::new(),
         }
+    }
+}
+
+/// Progress of an apply, for progress bars and log lines.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// Writes finished (succeeded or failed).
+    pub done: usize,
+    /// Writes planned.
+    pub total: usize,
+    /// Writes that failed so far.
+    pub failed: usize,
+    /// Observed writes per second.
+    pub writes_per_second: f64,
+    /// Pending writes ÷ observed rate.
+    pub eta: Option<Duration>,
+}
+
+/// Callbacks and controls of a running cycle.
+#[derive(Clone, Default)]
+pub struct CycleHooks {
+    /// Set it (e.g. on SIGINT/SIGTERM) to stop after the batch in flight; state is
+    /// recorded and the next cycle carries on.
+    pub cancel: Arc<AtomicBool>,
+    /// Called after every batch.
+    pub progress: Option<Arc<dyn Fn(&Progress) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for CycleHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CycleHooks")
+            .field("cancel", &self.cancel.load(Ordering::Relaxed))
+            .field("progress", &self.progress.is_some())
+            .finish()
     }
 }
 
@@ -46,7 +135,7 @@ pub enum CycleError {
     /// The source read failed: nothing was planned or written.
     #[error("reading the source failed, so nothing was planned or written: {0}")]
     Source(#[from] SourceError),
-    /// Listing the target failed: nothing was written.
+    /// Reading the target failed: nothing was written.
     #[error("reading the target failed, so nothing was written: {0}")]
     Target(#[from] TargetError),
     /// The state store failed.
@@ -55,6 +144,62 @@ pub enum CycleError {
     /// The deletion guard blocked the plan: nothing was written.
     #[error("the deletion guard stopped this run: {0}")]
     Guard(GuardTripped),
+    /// A saved plan no longer matches what a plan computed now would do.
+    #[error("the saved plan is stale, so nothing was written: {0}. Run `partnersync plan` again and review the new plan")]
+    StalePlan(String),
+}
+
+/// How the source and target were read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadMode {
+    /// Everything was read, for this reason.
+    Full(String),
+    /// Only changes were read.
+    Delta,
+}
+
+impl std::fmt::Display for ReadMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadMode::Full(reason) => write!(f, "full ({reason})"),
+            ReadMode::Delta => f.write_str("delta"),
+        }
+    }
+}
+
+/// A computed cycle, not yet applied: the plan and what recording it needs.
+#[derive(Debug, Clone)]
+pub struct PreparedCycle {
+    /// The plan.
+    pub plan: SyncPlan,
+    /// Full or delta.
+    pub mode: ReadMode,
+    /// Entries the source returned (all of them, or the changed ones).
+    pub source_entries: usize,
+    /// Deleted or out-of-scope objects the source reported (delta reads).
+    pub source_deleted: usize,
+    /// Target changes seen since the last cycle (delta reads).
+    pub target_changes: usize,
+    /// Journal entries from an earlier run that never finished (a crash); this plan
+    /// looked the objects up again.
+    pub recovered: Vec<JournalEntry>,
+    desired: HashMap<Anchor, DesiredObject>,
+    known: HashMap<Anchor, ObjectState>,
+    untracked: Vec<ObjectState>,
+    forget: Vec<Anchor>,
+    pending_scope: PendingScope,
+    next_source_cookie: Option<Cookie>,
+    next_target_cookie: Option<String>,
+    generation: u64,
+    started: i64,
+}
+
+#[derive(Debug, Clone)]
+enum PendingScope {
+    /// A full cycle re-evaluated everything: the whole retry list is replaced.
+    All,
+    /// A delta cycle: only these anchors' entries are replaced.
+    Anchors(Vec<String>),
 }
 
 /// What a cycle did.
@@ -62,8 +207,12 @@ pub enum CycleError {
 pub struct CycleReport {
     /// The plan it computed.
     pub plan: SyncPlan,
+    /// Full or delta.
+    pub mode: ReadMode,
     /// Entries the source returned.
     pub source_entries: usize,
+    /// Target changes seen (delta cycles).
+    pub target_changes: usize,
     /// Writes attempted (0 in staging mode).
     pub attempted: usize,
     /// Writes that failed, with their anchor and error.
@@ -71,6 +220,12 @@ pub struct CycleReport {
     /// Journal entries from an earlier run that never finished (a crash); this run's plan
     /// reconciled them by looking the objects up by anchor.
     pub recovered: usize,
+    /// Why the apply stopped early (error policy), if it did.
+    pub stopped: Option<String>,
+    /// Whether a cancel request (SIGINT/SIGTERM) stopped the apply after a batch.
+    pub interrupted: bool,
+    /// The run's id in the state store.
+    pub run_id: i64,
 }
 
 fn now() -> i64 {
@@ -80,205 +235,962 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// Runs one full cycle. A failed source read, a failed target listing or a tripped guard
-/// ends the cycle before anything is written; per-object write errors are isolated,
-/// reported and retried by the next cycle (the plan is recomputed from what exists).
+fn text_setting(state: &dyn StateStore, key: &str) -> Result<Option<String>, StateError> {
+    Ok(state.setting(key)?.and_then(|v| String::from_utf8(v).ok()))
+}
+
+/// The state's write generation: bumped whenever a cycle writes to the target, so a saved
+/// plan can tell it is stale.
+pub fn state_generation(state: &dyn StateStore) -> Result<u64, StateError> {
+    Ok(text_setting(state, "generation")?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
+}
+
+/// Runs one cycle: prepare, guard, apply, record. A failed source read, a failed target
+/// read or a tripped guard ends the cycle before anything is written; per-object write
+/// errors are isolated, reported and retried by the next cycle.
 pub async fn run_cycle(
     source: &dyn SourceDirectory,
     target: &dyn TargetDirectory,
     rules: &RuleSet,
-    state: &mut SqliteStateStore,
+    state: &mut dyn StateStore,
     options: &CycleOptions,
 ) -> Result<CycleReport, CycleError> {
-    let started = now();
-    let recovered = state.unfinished()?;
-    let mut collector = EntryCollector::default();
-    let summary = source.full_read(&mut collector).await?;
-    let known: HashMap<String, ObjectState> = state
-        .objects()?
-        .into_iter()
-        .map(|o| (o.anchor.to_immutable_id(), o))
-        .collect();
-    let desired: Vec<DesiredObject> = collector
-        .entries
-        .iter()
-        .map(|e| {
-            let mode = if known.contains_key(&e.anchor.to_immutable_id()) {
-                EvaluationMode::Update
-            } else {
-                EvaluationMode::Create
-            };
-            DesiredObject::from_evaluation(e, &rules.evaluate_with(e, mode, false))
-        })
-        .collect();
-    let managed = target.list_managed().await?;
-    let the_plan = plan(&desired, &managed, &options.plan);
-    let record = |state: &mut SqliteStateStore,
-                  outcome: &str,
-                  plan: &SyncPlan,
-                  failures: &[(String, TargetError)]|
-     -> Result<(), StateError> {
-        let counts = plan.counts();
-        let mut errors: Vec<(String, String)> = plan
-            .errors
-            .iter()
-            .map(|e| (e.anchor.clone(), e.message.clone()))
-            .collect();
-        errors.extend(failures.iter().map(|(a, e)| (a.clone(), e.to_string())));
-        state.record_run(&RunRecord {
-            id: 0,
-            started_at: started,
-            finished_at: now(),
-            outcome: outcome.into(),
-            summary: serde_json::json!({
-                "source_entries": collector.entries.len(),
-                "creates": counts.creates, "updates": counts.updates, "user_type_changes": counts.user_type_changes,
-                "restores": counts.restores, "disables": counts.disables, "deletes": counts.deletes,
-                "object_errors": counts.errors, "write_failures": failures.len(),
-            }),
-            errors,
-        })?;
-        Ok(())
-    };
-    if let Err(tripped) =
-        options
-            .guard
-            .check(&the_plan, collector.entries.len(), options.allow_deletes)
-    {
-        record(state, "guard-tripped", &the_plan, &[])?;
-        return Err(CycleError::Guard(tripped));
-    }
-    if options.staging {
-        record(state, "staged", &the_plan, &[])?;
-        return Ok(CycleReport {
-            plan: the_plan,
-            source_entries: collector.entries.len(),
-            attempted: 0,
-            failures: Vec::new(),
-            recovered: recovered.len(),
-        });
-    }
-    for j in &recovered {
-        state.journal_end(j.id)?;
-    }
-    let mut journal = Vec::with_capacity(the_plan.actions.len());
-    for a in &the_plan.actions {
-        journal.push(state.journal_begin(a.anchor(), action_name(a), now())?);
-    }
-    let report = apply(target, &the_plan, options.batch_size).await;
-    let by_anchor: HashMap<String, &DesiredObject> = desired
-        .iter()
-        .map(|d| (d.anchor.to_immutable_id(), d))
-        .collect();
-    let mut failures = Vec::new();
-    for r in &report.results {
-        let action = &the_plan.actions[r.index];
-        match &r.result {
-            Ok(outcome) => remember(state, action, outcome, &by_anchor, &known)?,
-            Err(e) => failures.push((action.anchor().to_string(), e.clone())),
-        }
-        if let Some(id) = journal.get(r.index) {
-            state.journal_end(*id)?;
-        }
-    }
-    if let Some(cookie) = &summary.cookie {
-        state.set_setting("source_cookie", Some(cookie.as_bytes()))?;
-    }
-    record(
+    run_cycle_with(
+        source,
+        target,
+        rules,
         state,
-        if failures.is_empty() {
-            "applied"
-        } else {
-            "applied-with-errors"
-        },
-        &the_plan,
-        &failures,
-    )?;
-    Ok(CycleReport {
-        plan: the_plan,
-        source_entries: collector.entries.len(),
-        attempted: report.results.len(),
-        failures,
-        recovered: recovered.len(),
+        options,
+        &CycleHooks::default(),
+    )
+    .await
+}
+
+/// [`run_cycle`] with progress reporting and cancellation.
+pub async fn run_cycle_with(
+    source: &dyn SourceDirectory,
+    target: &dyn TargetDirectory,
+    rules: &RuleSet,
+    state: &mut dyn StateStore,
+    options: &CycleOptions,
+    hooks: &CycleHooks,
+) -> Result<CycleReport, CycleError> {
+    let prepared = prepare_cycle(source, target, rules, state, options).await?;
+    execute_cycle(prepared, target, state, options, hooks).await
+}
+
+/// Applies a saved plan exactly, after checking that it is not stale: the state has not
+/// been written since it was computed, and a plan computed now is identical. Then it
+/// records the outcome like [`run_cycle`].
+pub async fn apply_saved_plan(
+    saved: &SyncPlan,
+    source: &dyn SourceDirectory,
+    target: &dyn TargetDirectory,
+    rules: &RuleSet,
+    state: &mut dyn StateStore,
+    options: &CycleOptions,
+    hooks: &CycleHooks,
+) -> Result<CycleReport, CycleError> {
+    let Some(binding) = &saved.binding else {
+        return Err(CycleError::StalePlan(
+            "the plan file carries no binding to a state file (was it written by `partnersync plan --out`?)".into(),
+        ));
+    };
+    if saved.version != crate::PLAN_VERSION {
+        return Err(CycleError::StalePlan(format!(
+            "the plan has format version {}, this partnersync writes version {}",
+            saved.version,
+            crate::PLAN_VERSION
+        )));
+    }
+    let generation = state_generation(state)?;
+    if binding.state_generation != generation {
+        return Err(CycleError::StalePlan(format!(
+            "partnersync has written to the tenant since the plan was made (state generation {} → {generation})",
+            binding.state_generation
+        )));
+    }
+    if binding.config_digest != options.config_digest {
+        return Err(CycleError::StalePlan(
+            "the configuration or rules changed since the plan was made".into(),
+        ));
+    }
+    let prepared = prepare_cycle(source, target, rules, state, options).await?;
+    if prepared.plan.actions != saved.actions {
+        let saved_set: HashSet<String> = saved
+            .actions
+            .iter()
+            .map(|a| serde_json::to_string(a).unwrap_or_default())
+            .collect();
+        let now_set: HashSet<String> = prepared
+            .plan
+            .actions
+            .iter()
+            .map(|a| serde_json::to_string(a).unwrap_or_default())
+            .collect();
+        let gone = saved_set.difference(&now_set).count();
+        let new = now_set.difference(&saved_set).count();
+        return Err(CycleError::StalePlan(format!(
+            "the source or the tenant changed since the plan was made: {gone} planned write(s) are no longer right and {new} new one(s) are needed"
+        )));
+    }
+    execute_cycle(prepared, target, state, options, hooks).await
+}
+
+fn desired_json(d: &DesiredObject) -> String {
+    serde_json::json!({
+        "in_scope": d.in_scope,
+        "attributes": d.attributes,
+        "apply_once": d.apply_once,
+        "errors": d.errors,
+    })
+    .to_string()
+}
+
+fn desired_from_json(anchor: Anchor, dn: &str, json: &str) -> Option<DesiredObject> {
+    #[derive(serde::Deserialize)]
+    struct Stored {
+        in_scope: bool,
+        attributes: partnersync_target::Attributes,
+        apply_once: BTreeSet<String>,
+        errors: Vec<String>,
+    }
+    let s: Stored = serde_json::from_str(json).ok()?;
+    Some(DesiredObject {
+        anchor,
+        dn: dn.to_string(),
+        in_scope: s.in_scope,
+        attributes: s.attributes,
+        apply_once: s.apply_once,
+        errors: s.errors,
     })
 }
 
-fn action_name(a: &Action) -> &'static str {
-    match a {
-        Action::Create { .. } => "create",
-        Action::Update { .. } => "update",
-        Action::Restore { .. } => "restore",
-        Action::Disable { .. } => "disable",
-        Action::Delete { .. } => "delete",
+fn evaluate(rules: &RuleSet, e: &Entry, known: bool) -> DesiredObject {
+    let mode = if known {
+        EvaluationMode::Update
+    } else {
+        EvaluationMode::Create
+    };
+    DesiredObject::from_evaluation(e, &rules.evaluate_with(e, mode, false))
+}
+
+/// The target user as the state store last left it (what partnersync wrote).
+fn user_from_state(o: &ObjectState) -> TargetUser {
+    let enabled = o.disabled_at.is_none()
+        && o.exported
+            .get("accountEnabled")
+            .and_then(|v| v.first())
+            .is_none_or(|v| v != "false");
+    TargetUser {
+        id: o.target_id.clone(),
+        anchor: Some(o.anchor.clone()),
+        attributes: o.exported.clone(),
+        enabled,
+        deleted: o.deleted_at.is_some(),
     }
 }
 
+/// Reads and plans, writing nothing (not even to the state store).
+pub async fn prepare_cycle(
+    source: &dyn SourceDirectory,
+    target: &dyn TargetDirectory,
+    rules: &RuleSet,
+    state: &mut dyn StateStore,
+    options: &CycleOptions,
+) -> Result<PreparedCycle, CycleError> {
+    let started = now();
+    let recovered = state.unfinished()?;
+    let generation = state_generation(state)?;
+    let source_cookie = state.setting("source_cookie")?.map(Cookie::new);
+    let target_cookie = text_setting(state, "target_cookie")?;
+    let last_full: i64 = text_setting(state, "last_full_at")?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let digest = text_setting(state, "config_digest")?.unwrap_or_default();
+    let full_reason = if options.force_full {
+        Some("requested".to_string())
+    } else if source_cookie.is_none() {
+        Some("no source cookie yet".to_string())
+    } else if target_cookie.is_none() {
+        Some("no target change cookie yet".to_string())
+    } else if digest != options.config_digest {
+        Some("the rules or configuration changed".to_string())
+    } else if options
+        .full_every
+        .is_some_and(|every| started - last_full >= every.as_secs() as i64)
+    {
+        Some("periodic full reconciliation".to_string())
+    } else {
+        None
+    };
+    let mut prepared = match (full_reason, source_cookie, target_cookie) {
+        (None, Some(sc), Some(tc)) => {
+            let mut collector = EntryCollector::default();
+            match source.delta_read(&sc, &mut collector).await? {
+                DeltaRead::FullReadRequired { reason } => {
+                    full(
+                        source,
+                        target,
+                        rules,
+                        state,
+                        options,
+                        format!("source: {reason}"),
+                    )
+                    .await?
+                }
+                DeltaRead::Changes(summary) => match target.changes_since(&tc).await {
+                    Err(e) => {
+                        full(
+                            source,
+                            target,
+                            rules,
+                            state,
+                            options,
+                            format!("target change tracking: {}", e.message),
+                        )
+                        .await?
+                    }
+                    Ok(changes) => {
+                        delta(
+                            collector,
+                            summary.cookie,
+                            changes,
+                            target,
+                            rules,
+                            state,
+                            options,
+                            &recovered,
+                        )
+                        .await?
+                    }
+                },
+            }
+        }
+        (reason, _, _) => {
+            full(
+                source,
+                target,
+                rules,
+                state,
+                options,
+                reason.unwrap_or_default(),
+            )
+            .await?
+        }
+    };
+    prepared.recovered = recovered;
+    prepared.generation = generation;
+    prepared.started = started;
+    if options.drift == DriftPolicy::Report {
+        report_drift(&mut prepared);
+    }
+    let managed_total = state.object_count()?;
+    prepared.plan.managed_in_target = prepared.plan.managed_in_target.max(managed_total);
+    prepared.plan.binding = Some(PlanBinding {
+        state_generation: generation,
+        mode: prepared.mode.to_string(),
+        computed_at: started,
+        config_digest: options.config_digest.clone(),
+    });
+    Ok(prepared)
+}
+
+/// Drops updates that only undo a change made in the target (drift), listing the
+/// objects in [`SyncPlan::kept`] instead.
+fn report_drift(p: &mut PreparedCycle) {
+    let known = &p.known;
+    let mut kept = Vec::new();
+    p.plan.actions.retain_mut(|a| {
+        let Action::Update {
+            anchor, changes, ..
+        } = a
+        else {
+            return true;
+        };
+        let Some(o) = Anchor::from_immutable_id(anchor)
+            .ok()
+            .and_then(|x| known.get(&x))
+        else {
+            return true;
+        };
+        let before = changes.len();
+        changes.retain(|c| o.exported.get(&c.attribute) != Some(&c.new));
+        if changes.len() < before {
+            kept.push(format!("{anchor} (changed in the target; not corrected)"));
+        }
+        !changes.is_empty()
+    });
+    p.plan.kept.extend(kept);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish_prepare(
+    desired: HashMap<Anchor, DesiredObject>,
+    target_users: Vec<TargetUser>,
+    known: HashMap<Anchor, ObjectState>,
+    soft_matches: HashMap<Anchor, Vec<(String, TargetUser)>>,
+    forget: Vec<Anchor>,
+    options: &CycleOptions,
+    mode: ReadMode,
+    pending_scope: PendingScope,
+    next_source_cookie: Option<Cookie>,
+    next_target_cookie: Option<String>,
+    counts: (usize, usize, usize),
+) -> PreparedCycle {
+    let managed: HashMap<Anchor, Managed> = known
+        .iter()
+        .map(|(a, o)| {
+            (
+                a.clone(),
+                Managed {
+                    disabled_at: o.disabled_at,
+                },
+            )
+        })
+        .collect();
+    let mut list: Vec<DesiredObject> = desired.values().cloned().collect();
+    list.sort_by(|a, b| a.anchor.cmp(&b.anchor));
+    let plan = crate::plan_with(
+        &PlanInput {
+            desired: &list,
+            target: &target_users,
+            managed: &managed,
+            soft_matches: &soft_matches,
+        },
+        &options.plan,
+    );
+    // Objects in sync whose state row is missing or out of date (a hard match on an
+    // existing user, a crash between a write and its record): recorded on apply.
+    let acted: HashSet<&str> = plan.actions.iter().map(Action::anchor).collect();
+    let errored: HashSet<&str> = plan.errors.iter().map(|e| e.anchor.as_str()).collect();
+    let mut untracked = Vec::new();
+    for u in &target_users {
+        let Some(a) = &u.anchor else { continue };
+        let Some(d) = desired.get(a) else { continue };
+        let id = a.to_immutable_id();
+        if !d.in_scope || acted.contains(id.as_str()) || errored.contains(id.as_str()) {
+            continue;
+        }
+        let row = exported_row(a, &u.id, d, known.get(a));
+        if known.get(a) != Some(&row) {
+            untracked.push(row);
+        }
+    }
+    PreparedCycle {
+        plan,
+        mode,
+        source_entries: counts.0,
+        source_deleted: counts.1,
+        target_changes: counts.2,
+        recovered: Vec::new(),
+        desired,
+        known,
+        untracked,
+        forget,
+        pending_scope,
+        next_source_cookie,
+        next_target_cookie,
+        generation: 0,
+        started: 0,
+    }
+}
+
+/// The state row of an object that matches `d` in the target.
+fn exported_row(
+    anchor: &Anchor,
+    id: &str,
+    d: &DesiredObject,
+    old: Option<&ObjectState>,
+) -> ObjectState {
+    let exported = d
+        .attributes
+        .iter()
+        .filter(|(k, _)| !d.apply_once.contains(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    ObjectState {
+        anchor: anchor.clone(),
+        target_id: id.to_string(),
+        dn: d.dn.clone(),
+        exported,
+        disabled_at: old.and_then(|o| o.disabled_at),
+        deleted_at: old.and_then(|o| o.deleted_at),
+    }
+}
+
+async fn soft_match_candidates(
+    target: &dyn TargetDirectory,
+    desired: &HashMap<Anchor, DesiredObject>,
+    matched: &HashSet<Anchor>,
+) -> Result<HashMap<Anchor, Vec<(String, TargetUser)>>, TargetError> {
+    let mut out = HashMap::new();
+    for (a, d) in desired {
+        if !d.in_scope || !d.errors.is_empty() || matched.contains(a) {
+            continue;
+        }
+        let mut found: Vec<(String, TargetUser)> = Vec::new();
+        for attribute in ["userPrincipalName", "mail"] {
+            let Some(value) = d.attributes.get(attribute).and_then(|v| v.first()) else {
+                continue;
+            };
+            for u in target.find_by(attribute, value).await? {
+                if !found.iter().any(|(_, f)| f.id == u.id) {
+                    found.push((format!("{attribute} {value}"), u));
+                }
+            }
+        }
+        if !found.is_empty() {
+            out.insert(a.clone(), found);
+        }
+    }
+    Ok(out)
+}
+
+async fn full(
+    source: &dyn SourceDirectory,
+    target: &dyn TargetDirectory,
+    rules: &RuleSet,
+    state: &mut dyn StateStore,
+    options: &CycleOptions,
+    reason: String,
+) -> Result<PreparedCycle, CycleError> {
+    // The change cookie is taken before listing, so changes made during the listing are
+    // seen by the next delta cycle. No cookie (a target without change tracking) only
+    // means the next cycle is a full one again.
+    let next_target_cookie = target.delta_cookie().await.ok();
+    let mut collector = EntryCollector::default();
+    let summary = source.full_read(&mut collector).await?;
+    let known: HashMap<Anchor, ObjectState> = state
+        .objects()?
+        .into_iter()
+        .map(|o| (o.anchor.clone(), o))
+        .collect();
+    let source_entries = collector.entries.len();
+    let mut desired = HashMap::with_capacity(source_entries);
+    for e in &collector.entries {
+        desired.insert(
+            e.anchor.clone(),
+            evaluate(rules, e, known.contains_key(&e.anchor)),
+        );
+    }
+    drop(collector);
+    let listing = target.list_managed().await?;
+    let listed: HashSet<Anchor> = listing.iter().filter_map(|u| u.anchor.clone()).collect();
+    let forget = known
+        .keys()
+        .filter(|a| !listed.contains(*a) && desired.get(*a).is_none_or(|d| !d.in_scope))
+        .cloned()
+        .collect();
+    let soft_matches = if options.soft_match {
+        soft_match_candidates(target, &desired, &listed).await?
+    } else {
+        HashMap::new()
+    };
+    // Only users this tool manages, or that are bound to a wanted source object, take
+    // part: others that carry an anchor (e.g. synced by Entra Connect) are left alone.
+    let target_users: Vec<TargetUser> = listing
+        .into_iter()
+        .filter(|u| {
+            u.anchor
+                .as_ref()
+                .is_some_and(|a| known.contains_key(a) || desired.contains_key(a))
+        })
+        .collect();
+    Ok(finish_prepare(
+        desired,
+        target_users,
+        known,
+        soft_matches,
+        forget,
+        options,
+        ReadMode::Full(reason),
+        PendingScope::All,
+        summary.cookie,
+        next_target_cookie,
+        (source_entries, 0, 0),
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn delta(
+    collector: EntryCollector,
+    next_source_cookie: Cookie,
+    changes: partnersync_target::TargetChanges,
+    target: &dyn TargetDirectory,
+    rules: &RuleSet,
+    state: &mut dyn StateStore,
+    options: &CycleOptions,
+    recovered: &[JournalEntry],
+) -> Result<PreparedCycle, CycleError> {
+    let now = options.plan.now();
+    let mut universe: BTreeSet<Anchor> = BTreeSet::new();
+    let mut known: HashMap<Anchor, ObjectState> = HashMap::new();
+    let mut desired: HashMap<Anchor, DesiredObject> = HashMap::new();
+    let mut users: HashMap<Anchor, TargetUser> = HashMap::new();
+    let mut gone_for_good: HashSet<Anchor> = HashSet::new();
+    let mut foreign: HashMap<Anchor, TargetUser> = HashMap::new();
+    let source_entries = collector.entries.len();
+    let source_deleted: HashSet<Anchor> = collector.deleted.iter().cloned().collect();
+    for e in &collector.entries {
+        let row = state.object(&e.anchor)?;
+        desired.insert(e.anchor.clone(), evaluate(rules, e, row.is_some()));
+        if let Some(o) = row {
+            known.insert(e.anchor.clone(), o);
+        }
+        universe.insert(e.anchor.clone());
+    }
+    universe.extend(source_deleted.iter().cloned());
+    let target_changes = changes.changed.len() + changes.deleted.len() + changes.removed.len();
+    for u in changes.changed {
+        match state.object_by_target_id(&u.id)? {
+            Some(o) => {
+                let mut merged = user_from_state(&o);
+                merged.attributes.extend(u.attributes);
+                merged.enabled = u.enabled;
+                merged.deleted = false;
+                universe.insert(o.anchor.clone());
+                users.insert(o.anchor.clone(), merged);
+                known.insert(o.anchor.clone(), o);
+            }
+            None => {
+                if let Some(a) = u.anchor.clone() {
+                    foreign.insert(a, u);
+                }
+            }
+        }
+    }
+    for id in &changes.deleted {
+        if let Some(o) = state.object_by_target_id(id)? {
+            let mut u = user_from_state(&o);
+            u.deleted = true;
+            universe.insert(o.anchor.clone());
+            users.insert(o.anchor.clone(), u);
+            known.insert(o.anchor.clone(), o);
+        }
+    }
+    for id in &changes.removed {
+        if let Some(o) = state.object_by_target_id(id)? {
+            universe.insert(o.anchor.clone());
+            users.remove(&o.anchor);
+            gone_for_good.insert(o.anchor.clone());
+            known.insert(o.anchor.clone(), o);
+        }
+    }
+    let pending = state.pending()?;
+    let mut pending_scope: Vec<String> = Vec::new();
+    for p in &pending {
+        let Ok(a) = Anchor::from_immutable_id(&p.anchor) else {
+            continue;
+        };
+        pending_scope.push(p.anchor.clone());
+        if !desired.contains_key(&a) && !source_deleted.contains(&a) {
+            if let Some(d) = desired_from_json(a.clone(), &p.dn, &p.desired) {
+                desired.insert(a.clone(), d);
+            }
+        }
+        universe.insert(a);
+    }
+    for j in recovered {
+        if let Ok(a) = Anchor::from_immutable_id(&j.anchor) {
+            universe.insert(a);
+        }
+    }
+    let due_before = now - i64::from(options.plan.delete_after_days) * 86_400;
+    for o in state.disabled_before(due_before)? {
+        universe.insert(o.anchor.clone());
+        known.entry(o.anchor.clone()).or_insert(o);
+    }
+    for a in &universe {
+        if !known.contains_key(a) {
+            if let Some(o) = state.object(a)? {
+                known.insert(a.clone(), o);
+            }
+        }
+    }
+    // Objects that changed only in the target, or are retried, keep wanting what was
+    // last written — unless their source object is gone (disabled or deleted by us, or
+    // reported deleted now).
+    for a in &universe {
+        if desired.contains_key(a) || source_deleted.contains(a) {
+            continue;
+        }
+        if let Some(o) = known.get(a) {
+            if o.disabled_at.is_none() && o.deleted_at.is_none() {
+                desired.insert(
+                    a.clone(),
+                    DesiredObject {
+                        anchor: a.clone(),
+                        dn: o.dn.clone(),
+                        in_scope: true,
+                        attributes: o.exported.clone(),
+                        apply_once: BTreeSet::new(),
+                        errors: Vec::new(),
+                    },
+                );
+            }
+        }
+    }
+    // The target side of every object in the universe: what changed, else what we last
+    // wrote; a wanted object the state does not know is looked up by anchor first, so
+    // nothing is created twice.
+    for a in &universe {
+        if users.contains_key(a) || gone_for_good.contains(a) {
+            continue;
+        }
+        if let Some(o) = known.get(a) {
+            users.insert(a.clone(), user_from_state(o));
+        } else if let Some(u) = foreign.remove(a) {
+            users.insert(a.clone(), u);
+        } else if desired.get(a).is_some_and(|d| d.in_scope) {
+            if let Some(u) = target.find_by_anchor(a).await? {
+                users.insert(a.clone(), u);
+            }
+        }
+    }
+    let forget: Vec<Anchor> = gone_for_good
+        .iter()
+        .filter(|a| desired.get(*a).is_none_or(|d| !d.in_scope))
+        .cloned()
+        .collect();
+    let matched: HashSet<Anchor> = users.keys().cloned().collect();
+    let soft_matches = if options.soft_match {
+        soft_match_candidates(target, &desired, &matched).await?
+    } else {
+        HashMap::new()
+    };
+    pending_scope.extend(universe.iter().map(Anchor::to_immutable_id));
+    Ok(finish_prepare(
+        desired,
+        users.into_values().collect(),
+        known,
+        soft_matches,
+        forget,
+        options,
+        ReadMode::Delta,
+        PendingScope::Anchors(pending_scope),
+        Some(next_source_cookie),
+        Some(changes.cookie),
+        (source_entries, source_deleted.len(), target_changes),
+    ))
+}
+
+/// Checks the guard, applies the prepared plan (unless staging) and records everything.
+pub async fn execute_cycle(
+    prepared: PreparedCycle,
+    target: &dyn TargetDirectory,
+    state: &mut dyn StateStore,
+    options: &CycleOptions,
+    hooks: &CycleHooks,
+) -> Result<CycleReport, CycleError> {
+    let guard_base = match prepared.mode {
+        ReadMode::Full(_) => prepared.source_entries,
+        // A delta read returning nothing is normal; the count guard still applies.
+        ReadMode::Delta => usize::MAX,
+    };
+    if let Err(tripped) = options
+        .guard
+        .check(&prepared.plan, guard_base, options.allow_deletes)
+    {
+        record(state, &prepared, "guard-tripped", &[], None)?;
+        return Err(CycleError::Guard(tripped));
+    }
+    if options.staging {
+        let run_id = record(state, &prepared, "staged", &[], None)?;
+        return Ok(report(prepared, 0, Vec::new(), None, false, run_id));
+    }
+    let recovered_ids: Vec<i64> = prepared.recovered.iter().map(|j| j.id).collect();
+    state.commit(&prepared.untracked, &prepared.forget, &recovered_ids)?;
+
+    let actions = &prepared.plan.actions;
+    let total = actions.len();
+    let batch_size = options.batch_size.max(1);
+    let started = Instant::now();
+    let mut rows: HashMap<Anchor, ObjectState> = HashMap::new();
+    let mut failures: Vec<(String, TargetError)> = Vec::new();
+    let mut failed_anchors: HashSet<String> = HashSet::new();
+    let mut attempted = 0usize;
+    let mut stopped = None;
+    let mut interrupted = false;
+    let indexed: Vec<(usize, &Action)> = actions.iter().enumerate().collect();
+    for chunk in indexed.chunks(batch_size) {
+        if hooks.cancel.load(Ordering::SeqCst) {
+            interrupted = true;
+            break;
+        }
+        let entries: Vec<(&str, &str)> =
+            chunk.iter().map(|(_, a)| (a.anchor(), a.name())).collect();
+        let journal = state.journal_begin(&entries, now())?;
+        let mut ops = Vec::with_capacity(chunk.len());
+        let mut sent = Vec::with_capacity(chunk.len());
+        for (i, a) in chunk {
+            match crate::apply::operation(a) {
+                Ok(op) => {
+                    ops.push(op);
+                    sent.push(*i);
+                }
+                Err(e) => {
+                    failed_anchors.insert(a.anchor().to_string());
+                    failures.push((a.anchor().to_string(), e));
+                }
+            }
+        }
+        let results = target.apply(&ops).await;
+        attempted += chunk.len();
+        let mut put = Vec::new();
+        for (i, result) in sent.into_iter().zip(results) {
+            let action = &actions[i];
+            match result {
+                Ok(outcome) => {
+                    if let Some(row) = remember(&prepared, &mut rows, action, &outcome) {
+                        put.push(row);
+                    }
+                }
+                Err(e) => {
+                    failed_anchors.insert(action.anchor().to_string());
+                    failures.push((action.anchor().to_string(), e));
+                }
+            }
+        }
+        // A row is only final when every action of its object succeeded.
+        put.retain(|r| !failed_anchors.contains(&r.anchor.to_immutable_id()));
+        state.commit(&put, &[], &journal)?;
+        let elapsed = started.elapsed().as_secs_f64().max(1e-6);
+        let rate = attempted as f64 / elapsed;
+        if let Some(cb) = &hooks.progress {
+            let left = total.saturating_sub(attempted);
+            cb(&crate::Progress {
+                done: attempted,
+                total,
+                failed: failures.len(),
+                writes_per_second: rate,
+                eta: (rate > 0.0).then(|| Duration::from_secs_f64(left as f64 / rate)),
+            });
+        }
+        match options.error_policy {
+            ErrorPolicy::StopAfter(n) if failures.len() > n => {
+                stopped = Some(format!(
+                    "{} writes failed, more than the error policy allows ({n}); the remaining {} were not attempted",
+                    failures.len(),
+                    total - attempted
+                ));
+            }
+            ErrorPolicy::StopAbovePercent(p)
+                if attempted > 0 && failures.len() as f64 * 100.0 / attempted as f64 > p =>
+            {
+                stopped = Some(format!(
+                    "{} of {attempted} writes failed, above the error policy's {p}%; the remaining {} were not attempted",
+                    failures.len(),
+                    total - attempted
+                ));
+            }
+            _ => {}
+        }
+        if stopped.is_some() {
+            break;
+        }
+    }
+    // Retry list: failed writes and objects in error, with what the rules wanted.
+    let when = now();
+    let old_pending: HashMap<String, PendingObject> = state
+        .pending()?
+        .into_iter()
+        .map(|p| (p.anchor.clone(), p))
+        .collect();
+    let mut next_pending = Vec::new();
+    let mut add_pending = |anchor: &str, dn: &str, error: String| {
+        let Ok(a) = Anchor::from_immutable_id(anchor) else {
+            return;
+        };
+        let Some(d) = prepared.desired.get(&a) else {
+            return;
+        };
+        next_pending.push(PendingObject {
+            anchor: anchor.to_string(),
+            dn: dn.to_string(),
+            error,
+            attempts: old_pending.get(anchor).map_or(0, |p| p.attempts) + 1,
+            last_at: when,
+            desired: desired_json(d),
+        });
+    };
+    for e in &prepared.plan.errors {
+        add_pending(&e.anchor, &e.dn, e.message.clone());
+    }
+    for (anchor, e) in &failures {
+        let dn = Anchor::from_immutable_id(anchor)
+            .ok()
+            .and_then(|a| prepared.desired.get(&a))
+            .map(|d| d.dn.clone())
+            .unwrap_or_default();
+        add_pending(anchor, &dn, e.to_string());
+    }
+    let scope: Vec<String> = match &prepared.pending_scope {
+        PendingScope::All => old_pending.keys().cloned().collect(),
+        PendingScope::Anchors(a) => a.clone(),
+    };
+    state.set_pending(&scope, &next_pending)?;
+
+    let complete = !interrupted && stopped.is_none();
+    if complete {
+        if let Some(c) = &prepared.next_source_cookie {
+            state.set_setting("source_cookie", Some(c.as_bytes()))?;
+        }
+        match &prepared.next_target_cookie {
+            Some(c) => state.set_setting("target_cookie", Some(c.as_bytes()))?,
+            None => state.set_setting("target_cookie", None)?,
+        }
+        state.set_setting("config_digest", Some(options.config_digest.as_bytes()))?;
+        if matches!(prepared.mode, ReadMode::Full(_)) {
+            state.set_setting(
+                "last_full_at",
+                Some(prepared.started.to_string().as_bytes()),
+            )?;
+        }
+    }
+    if attempted > 0 {
+        let g = prepared.generation + 1;
+        state.set_setting("generation", Some(g.to_string().as_bytes()))?;
+    }
+    let outcome = if interrupted {
+        "interrupted"
+    } else if stopped.is_some() {
+        "stopped-by-error-policy"
+    } else if failures.is_empty() {
+        "applied"
+    } else {
+        "applied-with-errors"
+    };
+    let run_id = record(state, &prepared, outcome, &failures, stopped.as_deref())?;
+    Ok(report(
+        prepared,
+        attempted,
+        failures,
+        stopped,
+        interrupted,
+        run_id,
+    ))
+}
+
+fn report(
+    p: PreparedCycle,
+    attempted: usize,
+    failures: Vec<(String, TargetError)>,
+    stopped: Option<String>,
+    interrupted: bool,
+    run_id: i64,
+) -> CycleReport {
+    CycleReport {
+        recovered: p.recovered.len(),
+        plan: p.plan,
+        mode: p.mode,
+        source_entries: p.source_entries,
+        target_changes: p.target_changes,
+        attempted,
+        failures,
+        stopped,
+        interrupted,
+        run_id,
+    }
+}
+
+fn record(
+    state: &mut dyn StateStore,
+    p: &PreparedCycle,
+    outcome: &str,
+    failures: &[(String, TargetError)],
+    stopped: Option<&str>,
+) -> Result<i64, StateError> {
+    let counts = p.plan.counts();
+    let mut errors: Vec<(String, String)> = p
+        .plan
+        .errors
+        .iter()
+        .map(|e| (e.anchor.clone(), e.message.clone()))
+        .collect();
+    errors.extend(failures.iter().map(|(a, e)| (a.clone(), e.to_string())));
+    state.record_run(&RunRecord {
+        id: 0,
+        started_at: p.started,
+        finished_at: now(),
+        outcome: outcome.into(),
+        summary: serde_json::json!({
+            "mode": p.mode.to_string(),
+            "source_entries": p.source_entries,
+            "source_deleted": p.source_deleted,
+            "target_changes": p.target_changes,
+            "creates": counts.creates, "adoptions": counts.adoptions, "updates": counts.updates,
+            "user_type_changes": counts.user_type_changes,
+            "restores": counts.restores, "disables": counts.disables, "deletes": counts.deletes,
+            "object_errors": counts.errors, "write_failures": failures.len(),
+            "kept": p.plan.kept.len(),
+            "recovered": p.recovered.len(),
+            "stopped": stopped,
+        }),
+        errors,
+    })
+}
+
+/// Updates the state row of `action`'s object after it succeeded; returns the row.
 fn remember(
-    state: &mut SqliteStateStore,
+    p: &PreparedCycle,
+    rows: &mut HashMap<Anchor, ObjectState>,
     action: &Action,
     outcome: &OperationOutcome,
-    desired: &HashMap<String, &DesiredObject>,
-    known: &HashMap<String, ObjectState>,
-) -> Result<(), StateError> {
-    let anchor = action.anchor();
-    let Some(anchor_value) = partnersync_core::Anchor::from_immutable_id(anchor).ok() else {
-        return Ok(());
-    };
-    match (action, outcome) {
-        (Action::Create { dn, attributes, .. }, OperationOutcome::Created { id }) => state
-            .put_object(&ObjectState {
-                anchor: anchor_value,
-                target_id: id.clone(),
-                dn: dn.clone(),
-                exported: attributes.clone(),
-                disabled_at: None,
-            }),
-        (
-            Action::Update {
-                dn, id, changes, ..
-            },
-            _,
-        ) => {
-            let mut exported = known
-                .get(anchor)
-                .map(|o| o.exported.clone())
-                .unwrap_or_default();
-            for c in changes {
-                exported.insert(c.attribute.clone(), c.new.clone());
-            }
-            state.put_object(&ObjectState {
-                anchor: anchor_value,
-                target_id: id.clone(),
-                dn: dn.clone(),
-                exported,
-                disabled_at: None,
-            })
-        }
-        (Action::Restore { dn, id, .. }, _) => {
-            let exported = desired
-                .get(anchor)
-                .map(|d| d.attributes.clone())
-                .unwrap_or_default();
-            state.put_object(&ObjectState {
-                anchor: anchor_value,
-                target_id: id.clone(),
-                dn: dn.clone(),
-                exported,
-                disabled_at: None,
-            })
-        }
-        (Action::Disable { id, .. }, _) => {
-            let mut o = known.get(anchor).cloned().unwrap_or(ObjectState {
-                anchor: anchor_value,
-                target_id: id.clone(),
-                dn: String::new(),
+) -> Option<ObjectState> {
+    let anchor = Anchor::from_immutable_id(action.anchor()).ok()?;
+    let desired = p.desired.get(&anchor);
+    let row = rows
+        .entry(anchor.clone())
+        .or_insert_with(|| match p.known.get(&anchor) {
+            Some(o) => o.clone(),
+            None => ObjectState {
+                anchor: anchor.clone(),
+                target_id: String::new(),
+                dn: desired.map(|d| d.dn.clone()).unwrap_or_default(),
                 exported: Default::default(),
                 disabled_at: None,
-            });
-            o.disabled_at = Some(now());
-            state.put_object(&o)
+                deleted_at: None,
+            },
+        });
+    let from_desired = |row: &mut ObjectState, id: &str| {
+        if let Some(d) = desired {
+            let fresh = exported_row(&anchor, id, d, None);
+            row.exported = fresh.exported;
+            row.dn = fresh.dn;
         }
-        (Action::Delete { .. }, _) => state.remove_object(&anchor_value),
-        _ => Ok(()),
+        row.target_id = id.to_string();
+    };
+    match (action, outcome) {
+        (Action::Create { .. }, OperationOutcome::Created { id }) => {
+            from_desired(row, id);
+            row.disabled_at = None;
+            row.deleted_at = None;
+        }
+        (Action::Adopt { id, .. }, _) => from_desired(row, id),
+        (Action::Update { id, changes, .. }, _) => {
+            if desired.is_some() {
+                from_desired(row, id);
+            } else {
+                row.exported.extend(attributes_of(changes));
+                row.target_id = id.clone();
+            }
+            if changes
+                .iter()
+                .any(|c| c.attribute == "accountEnabled" && c.new == ["true"])
+            {
+                row.disabled_at = None;
+            }
+        }
+        (Action::Restore { id, .. }, _) => {
+            row.target_id = id.clone();
+            row.deleted_at = None;
+        }
+        (Action::Disable { .. }, _) => row.disabled_at = Some(now()),
+        (Action::Delete { .. }, _) => row.deleted_at = Some(now()),
+        _ => return None,
     }
+    Some(row.clone())
 }

@@ -43,15 +43,21 @@ mod desired;
 mod guard;
 mod plan;
 mod state;
+mod validate;
 
 pub use apply::{apply, ActionResult, ApplyReport};
-pub use cycle::{run_cycle, CycleError, CycleOptions, CycleReport};
+pub use cycle::{
+    apply_saved_plan, execute_cycle, prepare_cycle, run_cycle, run_cycle_with, state_generation,
+    CycleError, CycleHooks, CycleOptions, CycleReport, DriftPolicy, ErrorPolicy, PreparedCycle,
+    Progress, ReadMode,
+};
 pub use desired::DesiredObject;
 pub use guard::{DeletionGuard, GuardTripped};
 pub use plan::{
-    plan, Action, AttributeChange, DeleteMode, PlanCounts, PlanOptions, PlannedError, SyncPlan,
-    PLAN_VERSION,
+    plan, plan_with, Action, AttributeChange, DeleteMode, Managed, PlanBinding, PlanCounts,
+    PlanInput, PlanOptions, PlannedError, SyncPlan, PLAN_VERSION,
 };
 pub use state::{
-    JournalEntry, ObjectState, RunRecord, SqliteStateStore, StateError, SCHEMA_VERSION,
+    JournalEntry, ObjectState, PendingObject, RunRecord, SqliteStateStore, StateError, StateStore,
+    SCHEMA_VERSION,
 };

@@ -56,6 +56,28 @@ pub struct ObjectState {
     pub exported: Attributes,
     /// When the object was disabled because its source went away (Unix seconds).
     pub disabled_at: Option<i64>,
+    /// When the object was soft-deleted because its source went away (Unix seconds).
+    pub deleted_at: Option<i64>,
+}
+
+/// An object whose last write failed (or that a rule could not evaluate), kept so the next
+/// cycle retries it even when the source reports no change for it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PendingObject {
+    /// The anchor (ImmutableId form).
+    pub anchor: String,
+    /// The source DN.
+    pub dn: String,
+    /// What went wrong last time.
+    pub error: String,
+    /// How many cycles have failed on it in a row.
+    pub attempts: i64,
+    /// When it last failed (Unix seconds).
+    pub last_at: i64,
+    /// The desired object as JSON (attributes, apply-once list, scope), so a delta cycle can
+    /// retry it without re-reading the source.
+    #[serde(skip)]
+    pub desired: String,
 }
 
 /// One write recorded before it is sent, so a crash leaves a trace to reconcile.
@@ -89,7 +111,7 @@ pub struct RunRecord {
 }
 
 /// The newest schema version.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const MIGRATIONS: &[&str] = &[
     // 1: the first schema.
@@ -119,7 +141,62 @@ const MIGRATIONS: &[&str] = &[
         anchor TEXT NOT NULL,
         message TEXT NOT NULL
      );",
+    // 2: soft-deleted objects stay managed (restorable); failed objects are retried;
+    //    lookups by target id and by disable time are indexed.
+    "ALTER TABLE objects ADD COLUMN deleted_at INTEGER;  -- unix seconds, when soft-deleted because the source went away
+     CREATE INDEX objects_disabled_at ON objects(disabled_at) WHERE disabled_at IS NOT NULL;
+     CREATE TABLE pending (
+        anchor TEXT PRIMARY KEY,          -- ImmutableId
+        dn TEXT NOT NULL,
+        error TEXT NOT NULL,              -- the last error, in words
+        attempts INTEGER NOT NULL,
+        last_at INTEGER NOT NULL,         -- unix seconds
+        desired TEXT NOT NULL             -- JSON: what the rules wanted
+     );",
 ];
+
+/// What the engine keeps between runs. [`SqliteStateStore`] is the embedded default;
+/// implement this to keep state elsewhere.
+pub trait StateStore: Send {
+    /// A setting (e.g. `source_cookie`, `target_cookie`).
+    fn setting(&self, key: &str) -> Result<Option<Vec<u8>>, StateError>;
+    /// Sets or (with `None`) removes a setting.
+    fn set_setting(&mut self, key: &str, value: Option<&[u8]>) -> Result<(), StateError>;
+    /// Every managed object.
+    fn objects(&self) -> Result<Vec<ObjectState>, StateError>;
+    /// The managed object bound to `anchor`.
+    fn object(&self, anchor: &Anchor) -> Result<Option<ObjectState>, StateError>;
+    /// The managed object with this target id.
+    fn object_by_target_id(&self, id: &str) -> Result<Option<ObjectState>, StateError>;
+    /// How many objects are managed (soft-deleted ones excluded).
+    fn object_count(&self) -> Result<usize, StateError>;
+    /// Objects disabled at or before `before` (Unix seconds) and not deleted.
+    fn disabled_before(&self, before: i64) -> Result<Vec<ObjectState>, StateError>;
+    /// Records objects and forgets others, in one transaction, and finishes the journal
+    /// entries `journal_done`.
+    fn commit(
+        &mut self,
+        put: &[ObjectState],
+        forget: &[Anchor],
+        journal_done: &[i64],
+    ) -> Result<(), StateError>;
+    /// Records writes about to be sent (anchor, action); returns their journal ids.
+    fn journal_begin(&mut self, entries: &[(&str, &str)], now: i64)
+        -> Result<Vec<i64>, StateError>;
+    /// Writes that were started but never finished: a crash happened in between.
+    fn unfinished(&self) -> Result<Vec<JournalEntry>, StateError>;
+    /// Finishes journal entries without other changes.
+    fn journal_clear(&mut self, ids: &[i64]) -> Result<(), StateError>;
+    /// Objects to retry.
+    fn pending(&self) -> Result<Vec<PendingObject>, StateError>;
+    /// Replaces the entries of `anchors` in the retry list with `set` (an anchor in
+    /// `anchors` but not in `set` succeeded and leaves the list).
+    fn set_pending(&mut self, anchors: &[String], set: &[PendingObject]) -> Result<(), StateError>;
+    /// Records a run; returns its id.
+    fn record_run(&mut self, run: &RunRecord) -> Result<i64, StateError>;
+    /// The last `limit` runs, newest first.
+    fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, StateError>;
+}
 
 /// The state store in one SQLite file (WAL mode).
 pub struct SqliteStateStore {
@@ -183,9 +260,96 @@ impl SqliteStateStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
 
-    /// A setting (e.g. `source_cookie`, `target_delta_link`).
-    pub fn setting(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+const OBJECT_COLUMNS: &str = "anchor, target_id, dn, exported, disabled_at, deleted_at";
+
+fn object_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawObject> {
+    Ok(RawObject {
+        anchor: r.get(0)?,
+        target_id: r.get(1)?,
+        dn: r.get(2)?,
+        exported: r.get(3)?,
+        disabled_at: r.get(4)?,
+        deleted_at: r.get(5)?,
+    })
+}
+
+struct RawObject {
+    anchor: String,
+    target_id: String,
+    dn: String,
+    exported: String,
+    disabled_at: Option<i64>,
+    deleted_at: Option<i64>,
+}
+
+impl RawObject {
+    fn decode(self) -> Result<ObjectState, StateError> {
+        let anchor = Anchor::from_immutable_id(&self.anchor).map_err(|e| StateError::Corrupt {
+            what: "anchor",
+            message: format!("{}: {e}", self.anchor),
+        })?;
+        let exported: Attributes =
+            serde_json::from_str(&self.exported).map_err(|e| StateError::Corrupt {
+                what: "exported attributes",
+                message: format!("object {}: {e}", self.anchor),
+            })?;
+        Ok(ObjectState {
+            anchor,
+            target_id: self.target_id,
+            dn: self.dn,
+            exported,
+            disabled_at: self.disabled_at,
+            deleted_at: self.deleted_at,
+        })
+    }
+}
+
+impl SqliteStateStore {
+    fn query_objects(
+        &self,
+        where_clause: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<ObjectState>, StateError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {OBJECT_COLUMNS} FROM objects {where_clause}"
+        ))?;
+        let rows = stmt.query_map(params, object_row)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row?.decode()?);
+        }
+        Ok(out)
+    }
+
+    /// Records one object (insert or replace by anchor).
+    pub fn put_object(&mut self, o: &ObjectState) -> Result<(), StateError> {
+        self.commit(std::slice::from_ref(o), &[], &[])
+    }
+}
+
+fn put(tx: &rusqlite::Transaction<'_>, o: &ObjectState) -> Result<(), StateError> {
+    let exported = serde_json::to_string(&o.exported).map_err(|e| StateError::Corrupt {
+        what: "exported attributes",
+        message: e.to_string(),
+    })?;
+    let anchor = o.anchor.to_immutable_id();
+    // A target id belongs to one anchor: a stale row claiming it (an object re-created
+    // under a new anchor) goes.
+    tx.prepare_cached("DELETE FROM objects WHERE target_id = ?1 AND anchor <> ?2")?
+        .execute(params![o.target_id, anchor])?;
+    tx.prepare_cached(
+        "INSERT INTO objects(anchor, target_id, dn, exported, disabled_at, deleted_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT(anchor) DO UPDATE SET target_id = excluded.target_id, dn = excluded.dn, exported = excluded.exported,
+             disabled_at = excluded.disabled_at, deleted_at = excluded.deleted_at",
+    )?
+    .execute(params![anchor, o.target_id, o.dn, exported, o.disabled_at, o.deleted_at])?;
+    Ok(())
+}
+
+impl StateStore for SqliteStateStore {
+    fn setting(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
         Ok(self
             .conn
             .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
@@ -194,8 +358,7 @@ impl SqliteStateStore {
             .optional()?)
     }
 
-    /// Sets or (with `None`) removes a setting.
-    pub fn set_setting(&mut self, key: &str, value: Option<&[u8]>) -> Result<(), StateError> {
+    fn set_setting(&mut self, key: &str, value: Option<&[u8]>) -> Result<(), StateError> {
         match value {
             Some(v) => self.conn.execute("INSERT INTO settings(key, value) VALUES(?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value", params![key, v])?,
             None => self.conn.execute("DELETE FROM settings WHERE key = ?1", [key])?,
@@ -203,89 +366,77 @@ impl SqliteStateStore {
         Ok(())
     }
 
-    /// Every managed object.
-    pub fn objects(&self) -> Result<Vec<ObjectState>, StateError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT anchor, target_id, dn, exported, disabled_at FROM objects ORDER BY anchor",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, Option<i64>>(4)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (anchor, target_id, dn, exported, disabled_at) = row?;
-            let anchor = Anchor::from_immutable_id(&anchor).map_err(|e| StateError::Corrupt {
-                what: "anchor",
-                message: e.to_string(),
-            })?;
-            let exported: Attributes =
-                serde_json::from_str(&exported).map_err(|e| StateError::Corrupt {
-                    what: "exported attributes",
-                    message: e.to_string(),
-                })?;
-            out.push(ObjectState {
-                anchor,
-                target_id,
-                dn,
-                exported,
-                disabled_at,
-            });
-        }
-        Ok(out)
+    fn objects(&self) -> Result<Vec<ObjectState>, StateError> {
+        self.query_objects("ORDER BY anchor", [])
     }
 
-    /// Records an object (insert or replace by anchor).
-    pub fn put_object(&mut self, o: &ObjectState) -> Result<(), StateError> {
-        let exported = serde_json::to_string(&o.exported).map_err(|e| StateError::Corrupt {
-            what: "exported attributes",
-            message: e.to_string(),
-        })?;
-        self.conn.execute(
-            "INSERT INTO objects(anchor, target_id, dn, exported, disabled_at) VALUES(?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(anchor) DO UPDATE SET target_id = excluded.target_id, dn = excluded.dn, exported = excluded.exported, disabled_at = excluded.disabled_at",
-            params![o.anchor.to_immutable_id(), o.target_id, o.dn, exported, o.disabled_at],
-        )?;
-        Ok(())
+    fn object(&self, anchor: &Anchor) -> Result<Option<ObjectState>, StateError> {
+        Ok(self
+            .query_objects("WHERE anchor = ?1", [anchor.to_immutable_id()])?
+            .pop())
     }
 
-    /// Forgets an object.
-    pub fn remove_object(&mut self, anchor: &Anchor) -> Result<(), StateError> {
-        self.conn.execute(
-            "DELETE FROM objects WHERE anchor = ?1",
-            [anchor.to_immutable_id()],
-        )?;
-        Ok(())
+    fn object_by_target_id(&self, id: &str) -> Result<Option<ObjectState>, StateError> {
+        Ok(self.query_objects("WHERE target_id = ?1", [id])?.pop())
     }
 
-    /// Records a write about to be sent; returns its journal id.
-    pub fn journal_begin(
+    fn object_count(&self) -> Result<usize, StateError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM objects WHERE deleted_at IS NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(n as usize)
+    }
+
+    fn disabled_before(&self, before: i64) -> Result<Vec<ObjectState>, StateError> {
+        self.query_objects(
+            "WHERE disabled_at IS NOT NULL AND disabled_at <= ?1 AND deleted_at IS NULL ORDER BY anchor",
+            [before],
+        )
+    }
+
+    fn commit(
         &mut self,
-        anchor: &str,
-        action: &str,
-        now: i64,
-    ) -> Result<i64, StateError> {
-        self.conn.execute(
-            "INSERT INTO journal(anchor, action, started_at) VALUES(?1, ?2, ?3)",
-            params![anchor, action, now],
-        )?;
-        Ok(self.conn.last_insert_rowid())
-    }
-
-    /// Marks a journaled write as finished (whatever its outcome).
-    pub fn journal_end(&mut self, id: i64) -> Result<(), StateError> {
-        self.conn
-            .execute("DELETE FROM journal WHERE id = ?1", [id])?;
+        put_objects: &[ObjectState],
+        forget: &[Anchor],
+        journal_done: &[i64],
+    ) -> Result<(), StateError> {
+        let tx = self.conn.transaction()?;
+        for o in put_objects {
+            put(&tx, o)?;
+        }
+        for a in forget {
+            tx.prepare_cached("DELETE FROM objects WHERE anchor = ?1")?
+                .execute([a.to_immutable_id()])?;
+        }
+        for id in journal_done {
+            tx.prepare_cached("DELETE FROM journal WHERE id = ?1")?
+                .execute([id])?;
+        }
+        tx.commit()?;
         Ok(())
     }
 
-    /// Writes that were started but never finished: a crash happened in between.
-    pub fn unfinished(&self) -> Result<Vec<JournalEntry>, StateError> {
+    fn journal_begin(
+        &mut self,
+        entries: &[(&str, &str)],
+        now: i64,
+    ) -> Result<Vec<i64>, StateError> {
+        let tx = self.conn.transaction()?;
+        let mut ids = Vec::with_capacity(entries.len());
+        for (anchor, action) in entries {
+            tx.prepare_cached(
+                "INSERT INTO journal(anchor, action, started_at) VALUES(?1, ?2, ?3)",
+            )?
+            .execute(params![anchor, action, now])?;
+            ids.push(tx.last_insert_rowid());
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    fn unfinished(&self) -> Result<Vec<JournalEntry>, StateError> {
         let mut stmt = self
             .conn
             .prepare("SELECT id, anchor, action, started_at FROM journal ORDER BY id")?;
@@ -300,8 +451,46 @@ impl SqliteStateStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Records a run and its per-object errors; returns its id.
-    pub fn record_run(&mut self, run: &RunRecord) -> Result<i64, StateError> {
+    fn journal_clear(&mut self, ids: &[i64]) -> Result<(), StateError> {
+        self.commit(&[], &[], ids)
+    }
+
+    fn pending(&self) -> Result<Vec<PendingObject>, StateError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT anchor, dn, error, attempts, last_at, desired FROM pending ORDER BY anchor",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(PendingObject {
+                anchor: r.get(0)?,
+                dn: r.get(1)?,
+                error: r.get(2)?,
+                attempts: r.get(3)?,
+                last_at: r.get(4)?,
+                desired: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn set_pending(&mut self, anchors: &[String], set: &[PendingObject]) -> Result<(), StateError> {
+        let tx = self.conn.transaction()?;
+        for a in anchors {
+            tx.prepare_cached("DELETE FROM pending WHERE anchor = ?1")?
+                .execute([a])?;
+        }
+        for p in set {
+            tx.prepare_cached(
+                "INSERT INTO pending(anchor, dn, error, attempts, last_at, desired) VALUES(?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(anchor) DO UPDATE SET dn = excluded.dn, error = excluded.error,
+                     attempts = excluded.attempts, last_at = excluded.last_at, desired = excluded.desired",
+            )?
+            .execute(params![p.anchor, p.dn, p.error, p.attempts, p.last_at, p.desired])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn record_run(&mut self, run: &RunRecord) -> Result<i64, StateError> {
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO runs(started_at, finished_at, outcome, summary) VALUES(?1, ?2, ?3, ?4)",
@@ -314,17 +503,16 @@ impl SqliteStateStore {
         )?;
         let id = tx.last_insert_rowid();
         for (anchor, message) in &run.errors {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO run_errors(run_id, anchor, message) VALUES(?1, ?2, ?3)",
-                params![id, anchor, message],
-            )?;
+            )?
+            .execute(params![id, anchor, message])?;
         }
         tx.commit()?;
         Ok(id)
     }
 
-    /// The last `limit` runs, newest first.
-    pub fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, StateError> {
+    fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, StateError> {
         let mut stmt = self.conn.prepare("SELECT id, started_at, finished_at, outcome, summary FROM runs ORDER BY id DESC LIMIT ?1")?;
         let rows = stmt.query_map([limit as i64], |r| {
             Ok((
@@ -342,7 +530,7 @@ impl SqliteStateStore {
                 what: "run summary",
                 message: e.to_string(),
             })?;
-            let mut es = self.conn.prepare(
+            let mut es = self.conn.prepare_cached(
                 "SELECT anchor, message FROM run_errors WHERE run_id = ?1 ORDER BY rowid",
             )?;
             let errors = es
@@ -388,13 +576,13 @@ mod tests {
                 dn: "CN=Ana".into(),
                 exported,
                 disabled_at: None,
+                deleted_at: None,
             })
             .unwrap();
-            let j = s
-                .journal_begin(&anchor.to_immutable_id(), "create", 100)
-                .unwrap();
-            s.journal_begin("other", "update", 101).unwrap();
-            s.journal_end(j).unwrap();
+            let a = anchor.to_immutable_id();
+            let j = s.journal_begin(&[(&a, "create")], 100).unwrap();
+            s.journal_begin(&[("other", "update")], 101).unwrap();
+            s.journal_clear(&j).unwrap();
             s.record_run(&RunRecord {
                 id: 0,
                 started_at: 1,

@@ -1,12 +1,21 @@
 //! Whole cycles over the in-memory source and target with a SQLite state file: zero writes
 //! on an unchanged source, the UserType change, guard, staging, empty-source protection,
-//! and state that `sqlite3` can read.
+//! delta cycles, drift, soft match, disable-then-delete, error policies, cancellation,
+//! crash recovery and stale plans.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use partnersync_core::{Anchor, Entry};
-use partnersync_engine::{run_cycle, CycleError, CycleOptions, SqliteStateStore};
+use partnersync_engine::{
+    apply_saved_plan, prepare_cycle, run_cycle, run_cycle_with, Action, CycleError, CycleHooks,
+    CycleOptions, DriftPolicy, ErrorPolicy, ReadMode, SqliteStateStore, StateStore,
+};
 use partnersync_rules::RuleSet;
 use partnersync_source::InMemorySource;
-use partnersync_target::{block_on, InMemoryTarget};
+use partnersync_target::{
+    block_on, Attributes, InMemoryTarget, Operation, TargetDirectory, TargetUser,
+};
 
 const RULES: &str = r#"
 [[rule]]
@@ -161,5 +170,499 @@ fn guard_staging_and_empty_source_write_nothing() {
         err.to_string().contains("source returned no entries"),
         "{err}"
     );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+fn source_of(n: u8) -> InMemorySource {
+    InMemorySource::new(
+        (1..=n)
+            .map(|i| entry(i, &format!("u{i}@contoso.com")))
+            .collect(),
+    )
+}
+
+fn anchor(n: u8) -> Anchor {
+    Anchor::from_bytes(vec![n; 16]).unwrap()
+}
+
+fn id_of(target: &InMemoryTarget, n: u8) -> String {
+    block_on(target.find_by_anchor(&anchor(n)))
+        .unwrap()
+        .unwrap()
+        .id
+}
+
+#[test]
+fn delta_cycles_read_only_what_changed() {
+    let rules = RuleSet::from_toml_str(RULES).unwrap();
+    let source = source_of(30);
+    let target = InMemoryTarget::new();
+    let (mut st, dir) = state("delta");
+    let opts = CycleOptions::default();
+    let first = block_on(run_cycle(&source, &target, &rules, &mut st, &opts)).unwrap();
+    assert!(matches!(first.mode, ReadMode::Full(_)), "{:?}", first.mode);
+    target.clear_log();
+
+    let idle = block_on(run_cycle(&source, &target, &rules, &mut st, &opts)).unwrap();
+    assert_eq!(idle.mode, ReadMode::Delta);
+    assert_eq!(idle.source_entries, 0);
+    assert!(
+        idle.plan.is_empty() && target.log().is_empty(),
+        "{:?}",
+        idle.plan
+    );
+
+    source.modify(&anchor(3), |a| {
+        a.set("userPrincipalName", vec!["u3@partners.contoso.com".into()])
+    });
+    source.delete(&anchor(4));
+    let changed = block_on(run_cycle(&source, &target, &rules, &mut st, &opts)).unwrap();
+    assert_eq!(changed.mode, ReadMode::Delta);
+    assert_eq!(
+        changed.source_entries, 1,
+        "only the modified entry was read"
+    );
+    let c = changed.plan.counts();
+    assert_eq!(
+        (c.updates, c.user_type_changes, c.disables),
+        (1, 1, 1),
+        "{:?}",
+        changed.plan
+    );
+    assert_eq!(target.log().len(), 2);
+
+    // Our own writes come back through the target's change feed: still zero writes.
+    target.clear_log();
+    let after = block_on(run_cycle(&source, &target, &rules, &mut st, &opts)).unwrap();
+    assert!(after.plan.is_empty(), "{:?}", after.plan);
+    assert!(target.log().is_empty());
+
+    // New rules: everything is evaluated again.
+    let new_rules = CycleOptions {
+        config_digest: "v2".into(),
+        ..CycleOptions::default()
+    };
+    let full = block_on(run_cycle(&source, &target, &rules, &mut st, &new_rules)).unwrap();
+    assert_eq!(
+        full.mode,
+        ReadMode::Full("the rules or configuration changed".into())
+    );
+    assert_eq!(full.source_entries, 29);
+    assert!(full.plan.is_empty());
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn portal_drift_is_corrected_or_reported() {
+    let rules = RuleSet::from_toml_str(RULES).unwrap();
+    let source = source_of(10);
+    let target = InMemoryTarget::new();
+    let (mut st, dir) = state("drift");
+    let opts = CycleOptions::default();
+    block_on(run_cycle(&source, &target, &rules, &mut st, &opts)).unwrap();
+    // The next cycle sees partnersync's own 10 creates in the change feed, once.
+    let own = block_on(run_cycle(&source, &target, &rules, &mut st, &opts)).unwrap();
+    assert_eq!((own.target_changes, own.plan.actions.len()), (10, 0));
+    let id = id_of(&target, 2);
+    assert!(target.edit(&id, "userType", vec!["Guest".into()]));
+    let report = block_on(run_cycle(
+        &source,
+        &target,
+        &rules,
+        &mut st,
+        &CycleOptions {
+            drift: DriftPolicy::Report,
+            ..CycleOptions::default()
+        },
+    ))
+    .unwrap();
+    assert_eq!(report.mode, ReadMode::Delta);
+    assert_eq!(report.target_changes, 1);
+    assert!(report.plan.is_empty());
+    assert_eq!(report.plan.kept.len(), 1, "{:?}", report.plan.kept);
+    // Reported drift is not forgotten: a full cycle in correcting mode puts it back.
+    let fix = block_on(run_cycle(
+        &source,
+        &target,
+        &rules,
+        &mut st,
+        &CycleOptions {
+            force_full: true,
+            ..opts.clone()
+        },
+    ))
+    .unwrap();
+    assert_eq!(fix.plan.actions.len(), 1, "{:?}", fix.plan);
+    assert!(target.edit(&id, "userType", vec!["Guest".into()]));
+    let corrected = block_on(run_cycle(&source, &target, &rules, &mut st, &opts)).unwrap();
+    assert_eq!(corrected.mode, ReadMode::Delta);
+    let Action::Update { changes, .. } = &corrected.plan.actions[0] else {
+        panic!("{:?}", corrected.plan)
+    };
+    assert_eq!(changes[0].old, vec!["Guest".to_string()]);
+    assert_eq!(changes[0].new, vec!["Member".to_string()]);
+    let user = block_on(target.find_by_anchor(&anchor(2)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(user.attributes["userType"], vec!["Member".to_string()]);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn disabled_users_are_deleted_after_the_grace_period_and_come_back_when_the_source_does() {
+    let rules = RuleSet::from_toml_str(RULES).unwrap();
+    let source = source_of(30);
+    let target = InMemoryTarget::new();
+    let (mut st, dir) = state("grace");
+    let opts = CycleOptions::default();
+    block_on(run_cycle(&source, &target, &rules, &mut st, &opts)).unwrap();
+    let gone = source.get(&anchor(5)).unwrap();
+    source.delete(&anchor(5));
+    let disabled = block_on(run_cycle(&source, &target, &rules, &mut st, &opts)).unwrap();
+    assert_eq!(disabled.plan.counts().disables, 1);
+    assert!(
+        !block_on(target.find_by_anchor(&anchor(5)))
+            .unwrap()
+            .unwrap()
+            .enabled
+    );
+    let early = block_on(run_cycle(&source, &target, &rules, &mut st, &opts)).unwrap();
+    assert!(early.plan.is_empty(), "{:?}", early.plan);
+    let mut later = opts.clone();
+    later.plan.now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + 31 * 86_400;
+    let deleted = block_on(run_cycle(&source, &target, &rules, &mut st, &later)).unwrap();
+    assert_eq!(deleted.mode, ReadMode::Delta);
+    assert_eq!(deleted.plan.counts().deletes, 1, "{:?}", deleted.plan);
+    assert!(
+        block_on(target.find_by_anchor(&anchor(5)))
+            .unwrap()
+            .unwrap()
+            .deleted
+    );
+    assert_eq!(
+        st.object(&anchor(5)).unwrap().unwrap().deleted_at.is_some(),
+        true
+    );
+
+    // The source object returns: restored and enabled again, as the same cloud user.
+    source.upsert(gone);
+    let back = block_on(run_cycle(&source, &target, &rules, &mut st, &opts)).unwrap();
+    let c = back.plan.counts();
+    assert_eq!((c.restores, c.updates), (1, 1), "{:?}", back.plan);
+    let user = block_on(target.find_by_anchor(&anchor(5)))
+        .unwrap()
+        .unwrap();
+    assert!(user.enabled && !user.deleted);
+    assert_eq!(target.users().len(), 30);
+    let again = block_on(run_cycle(&source, &target, &rules, &mut st, &opts)).unwrap();
+    assert!(again.plan.is_empty(), "{:?}", again.plan);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+fn cloud_user(id: &str, upn: &str, mail: Option<&str>, anchor: Option<Anchor>) -> TargetUser {
+    let mut attributes = Attributes::new();
+    attributes.insert("userPrincipalName".into(), vec![upn.into()]);
+    if let Some(m) = mail {
+        attributes.insert("mail".into(), vec![m.into()]);
+    }
+    TargetUser {
+        id: id.into(),
+        anchor,
+        attributes,
+        enabled: true,
+        deleted: false,
+    }
+}
+
+#[test]
+fn soft_match_adopts_one_candidate_and_reports_ambiguity_and_foreign_anchors() {
+    let rules = RuleSet::from_toml_str(&format!(
+        "{RULES}\n[[rule.flow]]\ntarget = \"mail\"\nsource = \"mail\"\n"
+    ))
+    .unwrap();
+    let mut entries: Vec<Entry> = (1..=4)
+        .map(|i| entry(i, &format!("u{i}@contoso.com")))
+        .collect();
+    entries[1]
+        .attributes
+        .insert_text("mail", "shared@contoso.com");
+    let source = InMemorySource::new(entries);
+    let target = InMemoryTarget::new();
+    // u1: one cloud user with the same UPN and no anchor → adopted.
+    target.seed(cloud_user("cloud-1", "U1@contoso.com", None, None));
+    // u2: its UPN matches one user and its mail another → ambiguous.
+    target.seed(cloud_user("cloud-2a", "u2@contoso.com", None, None));
+    target.seed(cloud_user(
+        "cloud-2b",
+        "other@contoso.com",
+        Some("shared@contoso.com"),
+        None,
+    ));
+    // u3: matches a user bound to another source object → never adopted.
+    target.seed(cloud_user(
+        "cloud-3",
+        "u3@contoso.com",
+        None,
+        Some(anchor(99)),
+    ));
+    let (mut st, dir) = state("soft");
+    let opts = CycleOptions {
+        soft_match: true,
+        ..CycleOptions::default()
+    };
+    let r = block_on(run_cycle(&source, &target, &rules, &mut st, &opts)).unwrap();
+    let c = r.plan.counts();
+    assert_eq!(
+        (c.adoptions, c.creates, c.errors),
+        (1, 1, 2),
+        "{:?}",
+        r.plan
+    );
+    let ambiguous = r
+        .plan
+        .errors
+        .iter()
+        .find(|e| e.message.contains("ambiguous"))
+        .unwrap();
+    assert!(ambiguous.message.contains("cloud-2a") && ambiguous.message.contains("cloud-2b"));
+    let foreign = r
+        .plan
+        .errors
+        .iter()
+        .find(|e| e.message.contains("another source object"))
+        .unwrap();
+    assert!(foreign.message.contains(&anchor(99).to_immutable_id()));
+    let adopted = block_on(target.find_by_anchor(&anchor(1)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(adopted.id, "cloud-1");
+    assert_eq!(st.object(&anchor(1)).unwrap().unwrap().target_id, "cloud-1");
+    assert_eq!(
+        block_on(target.find_by_anchor(&anchor(99)))
+            .unwrap()
+            .unwrap()
+            .id,
+        "cloud-3",
+        "the foreign user keeps its anchor"
+    );
+    assert_eq!(st.pending().unwrap().len(), 2, "the two errors are retried");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn users_the_tool_does_not_manage_are_never_touched() {
+    let rules = RuleSet::from_toml_str(RULES).unwrap();
+    let source = source_of(10);
+    let target = InMemoryTarget::new();
+    // Synced by someone else (e.g. Entra Connect): anchored, but not ours.
+    target.seed(cloud_user(
+        "connect-1",
+        "staff@contoso.com",
+        None,
+        Some(anchor(200)),
+    ));
+    let (mut st, dir) = state("unmanaged");
+    let opts = CycleOptions {
+        plan: partnersync_engine::PlanOptions {
+            delete_mode: partnersync_engine::DeleteMode::Delete,
+            ..Default::default()
+        },
+        ..CycleOptions::default()
+    };
+    let r = block_on(run_cycle(&source, &target, &rules, &mut st, &opts)).unwrap();
+    assert_eq!(r.plan.counts().creates, 10);
+    assert_eq!(r.plan.counts().deletes, 0, "{:?}", r.plan);
+    let forced = CycleOptions {
+        force_full: true,
+        ..opts
+    };
+    let r = block_on(run_cycle(&source, &target, &rules, &mut st, &forced)).unwrap();
+    assert!(r.plan.is_empty(), "{:?}", r.plan);
+    assert!(target
+        .log()
+        .iter()
+        .all(|op| !matches!(op, Operation::Delete { id } if id == "connect-1")));
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn error_policy_stops_early_and_failed_objects_are_retried_next_cycle() {
+    let rules = RuleSet::from_toml_str(RULES).unwrap();
+    let source = source_of(10);
+    let target = InMemoryTarget::new();
+    // Cloud-only users holding the UPNs of u1..u4: their creates conflict.
+    for i in 1..=4 {
+        target.seed(cloud_user(
+            &format!("c{i}"),
+            &format!("u{i}@contoso.com"),
+            None,
+            None,
+        ));
+    }
+    let (mut st, dir) = state("policy");
+    let stop = CycleOptions {
+        batch_size: 1,
+        error_policy: ErrorPolicy::StopAfter(2),
+        ..CycleOptions::default()
+    };
+    let r = block_on(run_cycle(&source, &target, &rules, &mut st, &stop)).unwrap();
+    assert_eq!(r.attempted, 3, "stopped after the third failure");
+    assert_eq!(r.failures.len(), 3);
+    assert!(r.failures[0].1.message.contains("userPrincipalName"));
+    assert!(r.stopped.as_deref().unwrap().contains("not attempted"));
+    assert_eq!(st.runs(1).unwrap()[0].outcome, "stopped-by-error-policy");
+
+    let go_on = CycleOptions::default();
+    let r = block_on(run_cycle(&source, &target, &rules, &mut st, &go_on)).unwrap();
+    assert_eq!(r.failures.len(), 4);
+    assert_eq!(r.plan.counts().creates, 10);
+    assert_eq!(st.pending().unwrap().len(), 4);
+
+    // The conflicts are resolved in the cloud: the next (delta) cycle retries exactly the
+    // four failed objects, though the source did not change.
+    for i in 1..=4 {
+        block_on(target.apply(&[Operation::PermanentDelete {
+            id: format!("c{i}"),
+        }]));
+    }
+    target.clear_log();
+    let r = block_on(run_cycle(&source, &target, &rules, &mut st, &go_on)).unwrap();
+    assert_eq!(r.mode, ReadMode::Delta);
+    assert_eq!(r.plan.counts().creates, 4, "{:?}", r.plan);
+    assert!(r.failures.is_empty());
+    assert!(st.pending().unwrap().is_empty());
+    assert_eq!(target.users().len(), 10);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn cancelling_stops_after_the_batch_in_flight_and_the_next_cycle_finishes() {
+    let rules = RuleSet::from_toml_str(RULES).unwrap();
+    let source = source_of(50);
+    let target = InMemoryTarget::new();
+    let (mut st, dir) = state("cancel");
+    let hooks = CycleHooks::default();
+    let cancel = hooks.cancel.clone();
+    let hooks = CycleHooks {
+        progress: Some(Arc::new(move |p: &partnersync_engine::Progress| {
+            assert!(p.done <= p.total);
+            if p.done >= 20 {
+                cancel.store(true, Ordering::SeqCst);
+            }
+        })),
+        ..hooks
+    };
+    let opts = CycleOptions {
+        batch_size: 10,
+        ..CycleOptions::default()
+    };
+    let r = block_on(run_cycle_with(
+        &source, &target, &rules, &mut st, &opts, &hooks,
+    ))
+    .unwrap();
+    assert!(r.interrupted);
+    assert_eq!(r.attempted, 20);
+    assert_eq!(
+        st.objects().unwrap().len(),
+        20,
+        "finished batches are recorded"
+    );
+    assert_eq!(st.runs(1).unwrap()[0].outcome, "interrupted");
+    let r = block_on(run_cycle(&source, &target, &rules, &mut st, &opts)).unwrap();
+    assert_eq!(r.plan.counts().creates, 30);
+    assert_eq!(target.users().len(), 50);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn a_crash_between_write_and_record_is_reconciled_by_anchor_without_duplicates() {
+    let rules = RuleSet::from_toml_str(RULES).unwrap();
+    let source = source_of(40);
+    let target = InMemoryTarget::new();
+    let (mut st, dir) = state("crash");
+    let opts = CycleOptions::default();
+    // What a kill -9 mid-apply leaves: every write journaled, half of them done in the
+    // target, none recorded.
+    let prepared = block_on(prepare_cycle(&source, &target, &rules, &mut st, &opts)).unwrap();
+    let entries: Vec<(&str, &str)> = prepared
+        .plan
+        .actions
+        .iter()
+        .map(|a| (a.anchor(), a.name()))
+        .collect();
+    st.journal_begin(&entries, 1).unwrap();
+    let half: Vec<Action> = prepared.plan.actions[..20].to_vec();
+    let half_plan = partnersync_engine::SyncPlan {
+        actions: half,
+        ..prepared.plan.clone()
+    };
+    block_on(partnersync_engine::apply(&target, &half_plan, 20));
+    target.clear_log();
+
+    let r = block_on(run_cycle(&source, &target, &rules, &mut st, &opts)).unwrap();
+    assert_eq!(r.recovered, 40);
+    assert_eq!(
+        r.plan.counts().creates,
+        20,
+        "the 20 done are found by anchor"
+    );
+    assert_eq!(target.users().len(), 40);
+    assert_eq!(
+        st.objects().unwrap().len(),
+        40,
+        "found objects are recorded too"
+    );
+    assert!(st.unfinished().unwrap().is_empty());
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn a_saved_plan_is_applied_exactly_or_refused_when_stale() {
+    let rules = RuleSet::from_toml_str(RULES).unwrap();
+    let source = source_of(10);
+    let target = InMemoryTarget::new();
+    let (mut st, dir) = state("stale");
+    let opts = CycleOptions::default();
+    let hooks = CycleHooks::default();
+    let saved = block_on(prepare_cycle(&source, &target, &rules, &mut st, &opts))
+        .unwrap()
+        .plan;
+    let json = serde_json::to_string(&saved).unwrap();
+    let saved: partnersync_engine::SyncPlan = serde_json::from_str(&json).unwrap();
+    // The source changes after review: the saved plan is refused, nothing written.
+    source.modify(&anchor(1), |a| {
+        a.set("userPrincipalName", vec!["u1@partners.contoso.com".into()])
+    });
+    let err = block_on(apply_saved_plan(
+        &saved, &source, &target, &rules, &mut st, &opts, &hooks,
+    ))
+    .unwrap_err();
+    assert!(matches!(err, CycleError::StalePlan(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("1 planned write(s) are no longer right"),
+        "{err}"
+    );
+    assert!(target.log().is_empty());
+    // Re-planned, it applies exactly.
+    let saved = block_on(prepare_cycle(&source, &target, &rules, &mut st, &opts))
+        .unwrap()
+        .plan;
+    let r = block_on(apply_saved_plan(
+        &saved, &source, &target, &rules, &mut st, &opts, &hooks,
+    ))
+    .unwrap();
+    assert_eq!(r.plan.actions, saved.actions);
+    assert_eq!(target.log().len(), 10);
+    // Applying the same plan twice is refused: the state moved on.
+    let err = block_on(apply_saved_plan(
+        &saved, &source, &target, &rules, &mut st, &opts, &hooks,
+    ))
+    .unwrap_err();
+    assert!(err.to_string().contains("state generation"), "{err}");
     std::fs::remove_dir_all(dir).ok();
 }

@@ -336,18 +336,22 @@ proptest! {
 
 #[test]
 fn creation_mode_travels_from_the_options_to_the_target() {
-    let rules = RuleSet::from_toml_str(RULES).unwrap();
-    let target = InMemoryTarget::new();
     let options = PlanOptions {
         creation: partnersync_target::CreationMode::Invitation,
         ..PlanOptions::default()
     };
-    let p = cycle(
-        &rules,
-        &[entry(1, Some("a@partners.contoso.com"), "A")],
-        &target,
-        &options,
-    );
+    let rules = RuleSet::from_toml_str(RULES).unwrap();
+    let target = InMemoryTarget::new();
+    let e = entry(1, Some("a@partners.contoso.com"), "A");
+    // An invitation goes to a mail address: without one the plan says so.
+    let p = cycle(&rules, std::slice::from_ref(&e), &target, &options);
+    assert!(p.actions.is_empty());
+    assert!(p.errors[0].message.contains("no mail"), "{:?}", p.errors);
+    let rules = RuleSet::from_toml_str(&format!(
+        "{RULES}\n[[rule.flow]]\ntarget = \"mail\"\nsource = \"userPrincipalName\"\n"
+    ))
+    .unwrap();
+    let p = cycle(&rules, &[e], &target, &options);
     block_on(apply(&target, &p, 20));
     assert!(matches!(
         target.log().first(),
