@@ -1,4 +1,5 @@
-//! Client-credentials tokens for Graph, cached and refreshed before they expire.
+//! Client-credentials tokens for Graph, cached and refreshed before they expire, with a
+//! client secret or a certificate (signed client assertion, `credential.rs`).
 //!
 //! graph-rs-sdk's OAuth types only talk to Microsoft's login hosts, so this crate brings its
 //! own token source and plugs it in through graph-core's `ClientApplication` (graph.md §5.2).
@@ -12,7 +13,9 @@ use graph_rs_sdk::error::{AuthExecutionError, AuthExecutionResult};
 use partnersync_target::{ErrorCategory, TargetError};
 use tokio::sync::Mutex;
 
-use crate::config::Secret;
+use crate::config::Credential;
+
+const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// Refresh this long before the token's stated expiry.
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
@@ -26,7 +29,7 @@ struct Inner {
     http: reqwest::Client,
     token_url: String,
     client_id: String,
-    secret: Secret,
+    credential: Credential,
     scope: String,
     cached: Mutex<Option<Cached>>,
     /// The last token, readable without awaiting (for the synchronous trait method).
@@ -60,7 +63,7 @@ impl TokenSource {
         http: reqwest::Client,
         token_url: String,
         client_id: String,
-        secret: Secret,
+        credential: Credential,
         scope: String,
     ) -> Self {
         TokenSource {
@@ -68,7 +71,7 @@ impl TokenSource {
                 http,
                 token_url,
                 client_id,
-                secret,
+                credential,
                 scope,
                 cached: Mutex::new(None),
                 last: std::sync::Mutex::new(None),
@@ -93,18 +96,48 @@ impl TokenSource {
         Ok(token)
     }
 
+    /// The application permissions (`roles` claim) of the current token. Entra ID tokens are
+    /// JWTs; a token that is not (or has no `roles`) gives an empty list.
+    pub(crate) async fn roles(&self) -> Result<Vec<String>, TargetError> {
+        use base64::Engine as _;
+        let token = self.token().await?;
+        let claims: serde_json::Value = token
+            .split('.')
+            .nth(1)
+            .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Ok(claims["roles"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|r| r.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// Drops the cached token (after a 401), so the next call fetches a new one.
     pub(crate) async fn invalidate(&self) {
         *self.inner.cached.lock().await = None;
     }
 
     async fn fetch(&self) -> Result<Cached, TargetError> {
-        let form = [
+        let assertion;
+        let mut form = vec![
             ("grant_type", "client_credentials"),
             ("client_id", self.inner.client_id.as_str()),
-            ("client_secret", self.inner.secret.expose()),
             ("scope", self.inner.scope.as_str()),
         ];
+        match &self.inner.credential {
+            Credential::Secret(secret) => form.push(("client_secret", secret.expose())),
+            Credential::Certificate(cert) => {
+                // The audience of the assertion is the token endpoint itself.
+                assertion = cert.assertion(&self.inner.client_id, &self.inner.token_url)?;
+                form.push(("client_assertion_type", CLIENT_ASSERTION_TYPE));
+                form.push(("client_assertion", assertion.as_str()));
+            }
+        }
         let resp = self
             .inner
             .http
@@ -127,7 +160,7 @@ impl TokenSource {
         let text = resp.text().await.unwrap_or_default();
         if !status.is_success() {
             // Entra's error bodies (`error`, `error_description` with an AADSTS code) never
-            // echo the secret.
+            // echo the secret or the assertion.
             let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
             let code = v["error"].as_str().unwrap_or("token_error").to_string();
             let description = v["error_description"]
@@ -138,11 +171,15 @@ impl TokenSource {
             } else {
                 ErrorCategory::Permission
             };
+            let with = match &self.inner.credential {
+                Credential::Secret(_) => "its client secret".to_string(),
+                Credential::Certificate(c) => format!("certificate {}", c.thumbprint()),
+            };
             return Err(TargetError::new(
                 category,
                 code,
                 format!(
-                    "the token endpoint refused client {} ({status}): {description}",
+                    "the token endpoint refused client {} with {with} ({status}): {description}",
                     self.inner.client_id
                 ),
             ));

@@ -70,6 +70,47 @@ impl SecretSource {
     }
 }
 
+/// How the app proves its identity to Entra ID (client-credentials grant).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// A client secret.
+    Secret(SecretSource),
+    /// A certificate: a JWT client assertion signed with its private key (RS256, `x5t`).
+    Certificate {
+        /// PEM file with the certificate, and the private key unless `private_key` is set.
+        certificate: PathBuf,
+        /// PEM file with the private key, when it is not in `certificate`.
+        private_key: Option<PathBuf>,
+    },
+}
+
+impl From<SecretSource> for CredentialSource {
+    fn from(source: SecretSource) -> Self {
+        CredentialSource::Secret(source)
+    }
+}
+
+/// A loaded credential, ready to authenticate. `Debug` never shows secrets or keys.
+#[derive(Debug, Clone)]
+pub(crate) enum Credential {
+    Secret(Secret),
+    Certificate(crate::credential::ClientCertificate),
+}
+
+impl CredentialSource {
+    /// Reads the secret, or loads and checks the certificate and its key.
+    pub(crate) fn load(&self) -> Result<Credential, GraphError> {
+        match self {
+            CredentialSource::Secret(s) => s.load().map(Credential::Secret),
+            CredentialSource::Certificate {
+                certificate,
+                private_key,
+            } => crate::credential::ClientCertificate::load(certificate, private_key.as_deref())
+                .map(Credential::Certificate),
+        }
+    }
+}
+
 /// Microsoft's national clouds: login authority and Graph host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum NationalCloud {
@@ -145,6 +186,12 @@ pub struct InvitationConfig {
     pub redirect_url: String,
     /// Whether Microsoft emails the invitation (`sendInvitationMessage`).
     pub send_message: bool,
+    /// Whether an existing *internal* user (one created with `POST /users`, not invited)
+    /// whose `mail` is the address being invited is converted to B2B in place
+    /// (`invitedUser.id`, same object id, UPN and groups) and bound to the source anchor.
+    /// Off by default: conversion changes how that person signs in (their Entra password
+    /// stops being used), so partnersync then reports a conflict naming the user instead.
+    pub convert_internal_users: bool,
 }
 
 impl Default for InvitationConfig {
@@ -152,6 +199,7 @@ impl Default for InvitationConfig {
         InvitationConfig {
             redirect_url: "https://myapps.microsoft.com".into(),
             send_message: false,
+            convert_internal_users: false,
         }
     }
 }
@@ -200,8 +248,8 @@ pub struct GraphConfig {
     pub tenant_id: String,
     /// Application (client) id.
     pub client_id: String,
-    /// Where the client secret is read from.
-    pub client_secret: SecretSource,
+    /// The client secret or certificate.
+    pub credential: CredentialSource,
     /// National cloud (ignored for Graph and login hosts when `endpoint` is set).
     pub cloud: NationalCloud,
     /// Explicit endpoints (the emulator).
@@ -219,16 +267,17 @@ pub struct GraphConfig {
 }
 
 impl GraphConfig {
-    /// A config for the worldwide cloud with defaults for everything else.
+    /// A config for the worldwide cloud with defaults for everything else. `credential` is a
+    /// [`SecretSource`] or a [`CredentialSource`].
     pub fn new(
         tenant_id: impl Into<String>,
         client_id: impl Into<String>,
-        client_secret: SecretSource,
+        credential: impl Into<CredentialSource>,
     ) -> Self {
         GraphConfig {
             tenant_id: tenant_id.into(),
             client_id: client_id.into(),
-            client_secret,
+            credential: credential.into(),
             cloud: NationalCloud::Global,
             endpoint: None,
             creation_mode: CreationMode::Direct,

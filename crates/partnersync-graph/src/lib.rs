@@ -48,7 +48,9 @@
 mod auth;
 mod batch;
 mod config;
+mod credential;
 mod error;
+mod table;
 mod transport;
 mod users;
 
@@ -66,9 +68,11 @@ use partnersync_target::{
 use serde_json::{Map, Value};
 
 pub use config::{
-    CreationMode, DomainKind, EndpointOverride, GraphConfig, InvitationConfig, NationalCloud,
-    Secret, SecretSource, TransportConfig, VerifiedDomain,
+    CreationMode, CredentialSource, DomainKind, EndpointOverride, GraphConfig, InvitationConfig,
+    NationalCloud, Secret, SecretSource, TransportConfig, VerifiedDomain,
 };
+pub use credential::ClientCertificate;
+pub use table::{CloudName, DomainEntry, DomainKindName, RefusedSecret, TargetConfig};
 pub use error::GraphError;
 
 use transport::{Cost, Reply, Transport};
@@ -114,7 +118,7 @@ impl GraphTarget {
                 "tenant_id and client_id must not be empty".into(),
             ));
         }
-        let secret = config.client_secret.load()?;
+        let credential = config.credential.load()?;
         let http = reqwest::Client::builder()
             .timeout(config.transport.request_timeout)
             .build()
@@ -123,7 +127,7 @@ impl GraphTarget {
             http,
             config.token_url(),
             config.client_id.clone(),
-            secret,
+            credential,
             config.cloud.scope(),
         );
         let graph_config = GraphClientConfiguration::new()
