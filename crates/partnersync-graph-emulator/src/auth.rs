@@ -204,6 +204,7 @@ fn parse_form(body: &[u8]) -> HashMap<String, String> {
 /// Handles `POST /{tenant}/oauth2/v2.0/token`. Returns the token response body.
 pub(crate) fn token_endpoint(
     tenant: &TenantConfig,
+    base_url: &str,
     key: u64,
     lifetime_secs: u64,
     tenant_segment: &str,
@@ -313,44 +314,17 @@ pub(crate) fn token_endpoint(
             ));
         }
     } else if let Some(assertion) = form.get("client_assertion") {
-        let type_ok = form.get("client_assertion_type").map(String::as_str)
-            == Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
-        let claims: Option<Value> = assertion
-            .split('.')
-            .nth(1)
-            .and_then(b64url_decode)
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        let Some(claims) = claims.filter(|_| type_ok && app.accepts_client_assertion) else {
+        if form.get("client_assertion_type").map(String::as_str)
+            != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+        {
             return Err(aad_error(
-                401,
-                "invalid_client",
-                700027,
-                "Client assertion failed signature validation.",
-            ));
-        };
-        let id_ok = |k: &str| {
-            claims
-                .get(k)
-                .and_then(Value::as_str)
-                .is_some_and(|v| v.eq_ignore_ascii_case(&app.client_id))
-        };
-        if !id_ok("iss") || !id_ok("sub") {
-            return Err(aad_error(
-                401,
-                "invalid_client",
-                700021,
-                "Client assertion application identifier doesn't match 'client_id' parameter.",
+                400,
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'client_assertion_type' with the value 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'.",
             ));
         }
-        let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
-        if exp <= chrono::Utc::now().timestamp() {
-            return Err(aad_error(
-                401,
-                "invalid_client",
-                700024,
-                "Client assertion is not within its valid time range.",
-            ));
-        }
+        check_assertion(tenant, app, base_url, assertion)?;
     } else {
         return Err(aad_error(
             401,
@@ -366,6 +340,165 @@ pub(crate) fn token_endpoint(
         "ext_expires_in": lifetime_secs,
         "access_token": token,
     }))
+}
+
+/// A registered certificate's public key and thumbprints.
+pub(crate) struct RegisteredKey {
+    /// base64url SHA-1 of the DER certificate (`x5t`).
+    pub x5t: String,
+    /// base64url SHA-256 of the DER certificate (`x5t#S256`).
+    pub x5t_s256: String,
+    /// PKCS#1 RSAPublicKey DER.
+    pub rsa_public_key: Vec<u8>,
+}
+
+/// Parses every `CERTIFICATE` section of a PEM text (other sections, such as a private key,
+/// are ignored).
+pub(crate) fn registered_keys(pem: &str) -> Result<Vec<RegisteredKey>, String> {
+    use rustls_pki_types::pem::{PemObject, SectionKind};
+    let mut out = Vec::new();
+    for section in <(SectionKind, Vec<u8>)>::pem_slice_iter(pem.as_bytes()) {
+        let (kind, der) = section.map_err(|e| format!("not a readable PEM text ({e})"))?;
+        if kind != SectionKind::Certificate {
+            continue;
+        }
+        let (_, cert) = x509_parser::parse_x509_certificate(&der)
+            .map_err(|e| format!("not a valid X.509 certificate ({e})"))?;
+        let sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &der);
+        let sha256 = ring::digest::digest(&ring::digest::SHA256, &der);
+        out.push(RegisteredKey {
+            x5t: b64url_encode(sha1.as_ref()),
+            x5t_s256: b64url_encode(sha256.as_ref()),
+            rsa_public_key: cert
+                .tbs_certificate
+                .subject_pki
+                .subject_public_key
+                .data
+                .to_vec(),
+        });
+    }
+    if out.is_empty() {
+        return Err("no -----BEGIN CERTIFICATE----- section".to_string());
+    }
+    Ok(out)
+}
+
+/// Verifies a client assertion (certificate credential) the way Entra ID does: the key is
+/// looked up by `x5t`/`x5t#S256` among the app's registered certificates, the RS256
+/// signature must verify, `aud` must be this token endpoint, `iss` = `sub` = the client id,
+/// and `nbf`/`exp` must hold now (5 minutes of clock skew allowed).
+fn check_assertion(
+    tenant: &TenantConfig,
+    app: &crate::config::AppRegistration,
+    base_url: &str,
+    assertion: &str,
+) -> Result<(), TokenError> {
+    let invalid = |code: u32, text: &str| aad_error(401, "invalid_client", code, text);
+    let parts: Vec<&str> = assertion.split('.').collect();
+    let decode = |p: &str| -> Option<Value> {
+        b64url_decode(p).and_then(|b| serde_json::from_slice(&b).ok())
+    };
+    let (Some(header), Some(claims), true) = (
+        parts.first().and_then(|p| decode(p)),
+        parts.get(1).and_then(|p| decode(p)),
+        parts.len() == 3,
+    ) else {
+        return Err(aad_error(
+            400,
+            "invalid_request",
+            50027,
+            "JWT token is invalid or malformed.",
+        ));
+    };
+    if header.get("alg").and_then(Value::as_str) != Some("RS256") {
+        return Err(invalid(
+            700027,
+            "Client assertion failed signature validation. [Reason - The signing algorithm must be RS256.]",
+        ));
+    }
+    let keys: Vec<RegisteredKey> = app
+        .certificates
+        .iter()
+        .filter_map(|pem| registered_keys(pem).ok())
+        .flatten()
+        .collect();
+    let x5t = header.get("x5t").and_then(Value::as_str);
+    let x5t_s256 = header.get("x5t#S256").and_then(Value::as_str);
+    let candidates: Vec<&RegisteredKey> = keys
+        .iter()
+        .filter(|k| match (x5t_s256, x5t) {
+            (Some(s), _) => k.x5t_s256 == s,
+            (None, Some(t)) => k.x5t == t,
+            (None, None) => true,
+        })
+        .collect();
+    if candidates.is_empty() {
+        let used = x5t
+            .and_then(b64url_decode)
+            .map(|b| b.iter().map(|x| format!("{x:02X}")).collect::<String>())
+            .unwrap_or_else(|| x5t_s256.unwrap_or("none").to_string());
+        return Err(invalid(
+            700027,
+            &format!(
+                "The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '{used}', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{}'.]",
+                app.client_id
+            ),
+        ));
+    }
+    let signed = format!("{}.{}", parts[0], parts[1]);
+    let signature = b64url_decode(parts[2]).unwrap_or_default();
+    let verified = candidates.iter().any(|k| {
+        ring::signature::UnparsedPublicKey::new(
+            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+            &k.rsa_public_key,
+        )
+        .verify(signed.as_bytes(), &signature)
+        .is_ok()
+    });
+    if !verified {
+        return Err(invalid(
+            700027,
+            "Client assertion failed signature validation.",
+        ));
+    }
+    let aud = claims.get("aud").and_then(Value::as_str).unwrap_or("");
+    let aud_ok = aud
+        .strip_prefix(base_url)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .and_then(|rest| {
+            rest.strip_suffix("/oauth2/v2.0/token")
+                .or_else(|| rest.strip_suffix("/oauth2/token"))
+        })
+        .is_some_and(|segment| tenant_matches(tenant, segment));
+    if !aud_ok {
+        return Err(invalid(
+            700023,
+            &format!("Client assertion audience claim does not match Realm issuer. [Reason - The audience '{aud}' is not this tenant's token endpoint.]"),
+        ));
+    }
+    let id_ok = |k: &str| {
+        claims
+            .get(k)
+            .and_then(Value::as_str)
+            .is_some_and(|v| v.eq_ignore_ascii_case(&app.client_id))
+    };
+    if !id_ok("iss") || !id_ok("sub") {
+        return Err(invalid(
+            700021,
+            "Client assertion application identifier doesn't match 'client_id' parameter.",
+        ));
+    }
+    let now = chrono::Utc::now().timestamp();
+    const SKEW: i64 = 300;
+    let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+    let nbf = claims.get("nbf").and_then(Value::as_i64).unwrap_or(i64::MIN);
+    if exp + SKEW <= now || nbf - SKEW > now {
+        return Err(invalid(
+            700024,
+            "Client assertion is not within its valid time range.",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -92,10 +92,12 @@ pub struct AppRegistration {
     /// Client secret; `None` for an app that only authenticates with a client assertion.
     #[serde(default)]
     pub client_secret: Option<String>,
-    /// Whether a `client_assertion` (certificate credential) is accepted. The emulator checks
-    /// the assertion's shape, `iss`/`sub` and `exp`, not its signature.
+    /// Certificates (PEM text; only `CERTIFICATE` sections are read) whose keys may sign a
+    /// `client_assertion`, as uploaded under "Certificates & secrets". The token endpoint
+    /// finds the key by the assertion's `x5t#S256`/`x5t`, verifies the RS256 signature, `aud`
+    /// (this token endpoint), `iss`/`sub` and `nbf`/`exp`. Empty: no certificate credential.
     #[serde(default)]
-    pub accepts_client_assertion: bool,
+    pub certificates: Vec<String>,
     /// Granted application permissions.
     pub permissions: Vec<Permission>,
     /// Display name, for logs.
@@ -131,6 +133,11 @@ pub const DEFAULT_CLIENT_ID: &str = "0b9e4f3a-7c21-4d8e-b5a6-2f1e9c8d7b64";
 /// Client secret of the default tenant's full-permission app.
 pub const DEFAULT_CLIENT_SECRET: &str = "emulator-secret~not-a-real-secret";
 
+/// Certificate **and private key** (PEM) of the default app's certificate credential. Like
+/// [`DEFAULT_CLIENT_SECRET`] it is published on purpose for tests and rehearsals: write it to
+/// a file and point a client's certificate credential at it. Never trust it anywhere else.
+pub const DEFAULT_CLIENT_CERTIFICATE: &str = include_str!("../certs/emulator-app.pem");
+
 impl Default for TenantConfig {
     /// `contoso.onmicrosoft.com`, `contoso.com` (managed), `partners.contoso.com` (federated),
     /// one app with full user and invitation permissions.
@@ -152,7 +159,7 @@ impl Default for TenantConfig {
             apps: vec![AppRegistration {
                 client_id: DEFAULT_CLIENT_ID.to_string(),
                 client_secret: Some(DEFAULT_CLIENT_SECRET.to_string()),
-                accepts_client_assertion: true,
+                certificates: vec![DEFAULT_CLIENT_CERTIFICATE.to_string()],
                 permissions: vec![
                     Permission::UserReadWriteAll,
                     Permission::UserInviteAll,
@@ -211,6 +218,13 @@ impl TenantConfig {
         }
         if self.apps.is_empty() {
             return Err(bad("at least one app registration is needed".to_string()));
+        }
+        for app in &self.apps {
+            for pem in &app.certificates {
+                crate::auth::registered_keys(pem).map_err(|e| {
+                    bad(format!("app {}: a certificate is {e}", app.client_id))
+                })?;
+            }
         }
         Ok(())
     }

@@ -55,8 +55,8 @@ pub use admin::{Admin, Operation, UserCounts};
 pub use cli::{run_cli, run_cli_blocking, USAGE};
 pub use config::{
     AppRegistration, DomainKind, EmulatorConfig, Permission, QueryMode, RetryAfterMode, Settings,
-    TenantConfig, ThrottleConfig, VerifiedDomain, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
-    DEFAULT_TENANT_ID,
+    TenantConfig, ThrottleConfig, VerifiedDomain, DEFAULT_CLIENT_CERTIFICATE, DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID,
 };
 pub use error::Error;
 pub use faults::{Fault, FaultAction, FaultRule};

@@ -508,6 +508,7 @@ fn dispatch(
             let key = lock(&shared.dir).token_key;
             let reply = match auth::token_endpoint(
                 &shared.tenant,
+                &shared.base_url,
                 key,
                 settings.token_lifetime_secs,
                 tenant,

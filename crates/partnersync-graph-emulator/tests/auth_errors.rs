@@ -90,7 +90,7 @@ async fn item15_read_only_app_is_denied_writes() {
     cfg.tenant.apps.push(AppRegistration {
         client_id: "11111111-2222-4333-8444-555555555555".into(),
         client_secret: Some("reader-secret".into()),
-        accepts_client_assertion: false,
+        certificates: vec![],
         permissions: vec![Permission::UserReadAll],
         display_name: Some("reader".into()),
     });
@@ -137,7 +137,7 @@ async fn item15_user_writer_without_password_permission_cannot_reset_passwords()
     cfg.tenant.apps.push(AppRegistration {
         client_id: "22222222-2222-4333-8444-555555555555".into(),
         client_secret: Some("writer-secret".into()),
-        accepts_client_assertion: false,
+        certificates: vec![],
         permissions: vec![Permission::UserReadWriteAll],
         display_name: Some("writer".into()),
     });
@@ -231,19 +231,17 @@ async fn token_endpoint_follows_entra_errors() {
         (s, v["error"].as_str()),
         (400, Some("unsupported_grant_type"))
     );
-    // Client assertion (certificate credential): shape, iss/sub and exp are checked.
-    use base64::Engine;
-    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-    let exp = chrono::Utc::now().timestamp() + 600;
-    let assertion = format!(
-        "{}.{}.sig",
-        b64(r#"{"alg":"RS256"}"#),
-        b64(&format!(
-            r#"{{"iss":"{cid}","sub":"{cid}","aud":"{}","exp":{exp}}}"#,
-            env.emu.token_url()
-        ))
-    );
-    let (s, v) = post(format!("grant_type=client_credentials&client_id={cid}&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={assertion}&{scope}")).await;
+    // Client assertion (certificate credential): key by x5t, RS256 signature, aud, iss/sub,
+    // exp are checked.
+    let form = |assertion: &str| {
+        format!("grant_type=client_credentials&client_id={cid}&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={assertion}&{scope}")
+    };
+    let now = chrono::Utc::now().timestamp();
+    let claims = |aud: &str, iss: &str, exp: i64| {
+        json!({"aud": aud, "iss": iss, "sub": iss, "jti": "j1", "nbf": now - 5, "exp": exp})
+    };
+    let good = claims(&env.emu.token_url(), &cid, now + 600);
+    let (s, v) = post(form(&sign_assertion(&good, true))).await;
     assert_eq!(s, 200, "{v}");
     let tok = v["access_token"].as_str().unwrap_or("").to_string();
     assert_eq!(
@@ -252,6 +250,32 @@ async fn token_endpoint_follows_entra_errors() {
             .status,
         200
     );
+    // Without x5t the emulator tries every registered key.
+    assert_eq!(post(form(&sign_assertion(&good, false))).await.0, 200);
+    // Tampered claims (signature no longer matches).
+    let signed = sign_assertion(&good, true);
+    let parts: Vec<&str> = signed.split('.').collect();
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64url(claims(&env.emu.token_url(), &cid, now + 86_400).to_string().as_bytes()),
+        parts[2]
+    );
+    let (s, v) = post(form(&forged)).await;
+    assert_eq!((s, v["error_codes"][0].as_u64()), (401, Some(700027)), "{v}");
+    // Wrong audience, issuer, expired.
+    let other_aud = claims("https://login.microsoftonline.com/x/oauth2/v2.0/token", &cid, now + 600);
+    let (s, v) = post(form(&sign_assertion(&other_aud, true))).await;
+    assert_eq!((s, v["error_codes"][0].as_u64()), (401, Some(700023)), "{v}");
+    let other_iss = claims(&env.emu.token_url(), "someone-else", now + 600);
+    let (s, v) = post(form(&sign_assertion(&other_iss, true))).await;
+    assert_eq!((s, v["error_codes"][0].as_u64()), (401, Some(700021)), "{v}");
+    let expired = claims(&env.emu.token_url(), &cid, now - 3_600);
+    let (s, v) = post(form(&sign_assertion(&expired, true))).await;
+    assert_eq!((s, v["error_codes"][0].as_u64()), (401, Some(700024)), "{v}");
+    // Malformed.
+    let (s, v) = post(form("a.b")).await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("invalid_request")));
     // The tenant can be named by a domain; an unknown tenant is rejected.
     let by_domain = format!(
         "{}/contoso.onmicrosoft.com/oauth2/v2.0/token",
@@ -383,4 +407,44 @@ async fn robustness_malformed_inputs_get_graph_errors_not_500s() {
         let r = env.post("/$batch", &body).await;
         assert_eq!(r.status, 400, "{body}: {}", r.text);
     }
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// An RS256 client assertion signed with the default app's published test key.
+fn sign_assertion(claims: &Value, with_x5t: bool) -> String {
+    use rustls_pki_types::pem::{PemObject, SectionKind};
+    let pem = partnersync_graph_emulator::DEFAULT_CLIENT_CERTIFICATE.as_bytes();
+    let mut cert = Vec::new();
+    let mut key = Vec::new();
+    for (kind, der) in <(SectionKind, Vec<u8>)>::pem_slice_iter(pem).flatten() {
+        match kind {
+            SectionKind::Certificate => cert = der,
+            SectionKind::PrivateKey => key = der,
+            _ => {}
+        }
+    }
+    let pair = ring::signature::RsaKeyPair::from_pkcs8(&key).expect("test key");
+    let mut header = json!({"alg": "RS256", "typ": "JWT"});
+    if with_x5t {
+        let sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert);
+        header["x5t"] = json!(b64url(sha1.as_ref()));
+    }
+    let input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
+    );
+    let mut sig = vec![0; pair.public().modulus_len()];
+    pair.sign(
+        &ring::signature::RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        input.as_bytes(),
+        &mut sig,
+    )
+    .expect("signs");
+    format!("{input}.{}", b64url(&sig))
 }

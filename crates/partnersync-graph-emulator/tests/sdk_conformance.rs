@@ -1582,7 +1582,7 @@ async fn item15_authentication_and_permissions() {
     cfg.tenant.apps.push(AppRegistration {
         client_id: "11111111-2222-4333-8444-555555555555".into(),
         client_secret: Some("reader-secret".into()),
-        accepts_client_assertion: false,
+        certificates: vec![],
         permissions: vec![Permission::UserReadAll],
         display_name: Some("reader".into()),
     });

@@ -5,6 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{anchor, fast_transport, partner, start_with};
+use partnersync_graph::CredentialSource;
 use partnersync_graph_emulator::{AppRegistration, EmulatorConfig, Permission};
 use partnersync_target::{CreationMode, ErrorCategory, Operation, TargetDirectory};
 
@@ -16,7 +17,7 @@ fn with_reader() -> EmulatorConfig {
     config.tenant.apps.push(AppRegistration {
         client_id: READER_ID.into(),
         client_secret: Some(READER_SECRET.into()),
-        accepts_client_assertion: false,
+        certificates: vec![],
         permissions: vec![Permission::UserReadAll],
         display_name: Some("reader".into()),
     });
@@ -78,4 +79,115 @@ async fn tokens_are_refreshed_before_they_expire() {
         .filter(|o| o.status == 401)
         .count();
     assert_eq!(unauthorized, 0);
+}
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+#[tokio::test]
+async fn a_certificate_credential_gets_a_token_and_works() {
+    let env = common::start_with_credential(EmulatorConfig::default(), |emu| {
+        let pem = common::temp_file(
+            emu,
+            "cert",
+            partnersync_graph_emulator::DEFAULT_CLIENT_CERTIFICATE,
+        );
+        (
+            CredentialSource::Certificate {
+                certificate: pem.clone(),
+                private_key: None,
+            },
+            pem,
+        )
+    })
+    .await
+    .expect("certificate loads");
+    assert!(env.target.list_managed().await.expect("reads").is_empty());
+    let r = env
+        .target
+        .apply(&[Operation::Create {
+            anchor: anchor(7),
+            mode: CreationMode::Direct,
+            attributes: partner(7, "contoso.com"),
+        }])
+        .await;
+    assert!(r[0].is_ok(), "{r:?}");
+    // The token request carried a client assertion, not a secret: the emulator only accepts
+    // it with a valid signature by the registered certificate.
+    let debug = format!("{:?}", env.target);
+    assert!(!debug.contains("PRIVATE KEY") && !debug.contains("MII"), "{debug}");
+}
+
+#[tokio::test]
+async fn a_certificate_kept_apart_from_its_key_loads_too() {
+    // The emulator's PEM split into a certificate file and a key file.
+    let text = partnersync_graph_emulator::DEFAULT_CLIENT_CERTIFICATE;
+    let cut = text.find("-----BEGIN PRIVATE KEY-----").expect("key section");
+    let env = common::start_with_credential(EmulatorConfig::default(), |emu| {
+        let cert = common::temp_file(emu, "cert-only", &text[..cut]);
+        let key = common::temp_file(emu, "key-only", &text[cut..]);
+        (
+            CredentialSource::Certificate {
+                certificate: cert.clone(),
+                private_key: Some(key),
+            },
+            cert,
+        )
+    })
+    .await
+    .expect("loads");
+    env.target.list_managed().await.expect("token with a separate key file");
+}
+
+#[tokio::test]
+async fn an_unregistered_certificate_is_refused_clearly() {
+    let env = common::start_with_credential(EmulatorConfig::default(), |_| {
+        (
+            CredentialSource::Certificate {
+                certificate: fixture("unregistered-app-cert.pem"),
+                private_key: Some(fixture("unregistered-app-key.pem")),
+            },
+            std::env::temp_dir().join("ps-graph-nothing-to-clean"),
+        )
+    })
+    .await
+    .expect("loads");
+    let e = env.target.list_managed().await.expect_err("refused");
+    assert_eq!(e.category, ErrorCategory::Permission);
+    assert_eq!(e.code, "invalid_client");
+    assert!(e.message.contains("AADSTS700027"), "{}", e.message);
+    assert!(e.message.contains("not registered"), "{}", e.message);
+    // Names the certificate by thumbprint so the admin can compare with the portal.
+    let cert = partnersync_graph::ClientCertificate::load(
+        &fixture("unregistered-app-cert.pem"),
+        Some(&fixture("unregistered-app-key.pem")),
+    )
+    .expect("loads");
+    assert!(e.message.contains(cert.thumbprint()), "{}", e.message);
+    let key = std::fs::read_to_string(fixture("unregistered-app-key.pem")).unwrap_or_default();
+    let key_body = key.lines().nth(2).unwrap_or("-");
+    assert!(!e.message.contains(key_body) && !format!("{e:?}").contains(key_body));
+}
+
+#[tokio::test]
+async fn a_key_that_does_not_match_its_certificate_is_a_config_error() {
+    let e = common::start_with_credential(EmulatorConfig::default(), |emu| {
+        let pem = common::temp_file(
+            emu,
+            "mismatch",
+            partnersync_graph_emulator::DEFAULT_CLIENT_CERTIFICATE,
+        );
+        (
+            CredentialSource::Certificate {
+                certificate: fixture("unregistered-app-cert.pem"),
+                private_key: Some(pem.clone()),
+            },
+            pem,
+        )
+    })
+    .await
+    .err()
+    .expect("refused at load");
+    assert!(e.to_string().contains("does not belong to the certificate"), "{e}");
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use partnersync_core::Anchor;
 use partnersync_graph::{
-    DomainKind, EndpointOverride, GraphConfig, GraphTarget, SecretSource, TransportConfig,
+    CredentialSource, DomainKind, EndpointOverride, GraphConfig, GraphTarget, SecretSource, TransportConfig,
     VerifiedDomain,
 };
 use partnersync_graph_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
@@ -63,17 +63,60 @@ pub async fn start_configured(
         Some((id, secret)) => (id.to_string(), secret.to_string()),
         None => (emu.client_id(), emu.client_secret()),
     };
-    let secret_file = std::env::temp_dir().join(format!(
-        "ps-graph-secret-{}-{}",
+    let secret_file = temp_file(&emu, "secret", &format!("{secret}\n"));
+    finish(
+        emu,
+        client_id,
+        SecretSource::File(secret_file.clone()).into(),
+        secret_file,
+        transport,
+        batch_size,
+    )
+}
+
+/// A file in the temp directory, unique to this process and emulator.
+pub fn temp_file(emu: &EmulatorHandle, name: &str, contents: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "ps-graph-{name}-{}-{}",
         std::process::id(),
         emu.addr().port()
     ));
-    std::fs::write(&secret_file, format!("{secret}\n")).expect("write secret file");
-    let mut config = GraphConfig::new(
-        emu.tenant_id(),
-        client_id,
-        SecretSource::File(secret_file.clone()),
-    );
+    std::fs::write(&path, contents).expect("write temp file");
+    path
+}
+
+/// An emulator and a target that authenticates with `credential` (the file `cleanup` is
+/// removed when the Env is dropped).
+pub async fn start_with_credential(
+    config: EmulatorConfig,
+    credential: impl FnOnce(&EmulatorHandle) -> (CredentialSource, PathBuf),
+) -> Result<Env, partnersync_graph::GraphError> {
+    let emu = Emulator::start(config).await.expect("emulator starts");
+    let (credential, cleanup) = credential(&emu);
+    let client_id = emu.client_id();
+    build(emu, client_id, credential, cleanup, fast_transport(), 20)
+}
+
+fn finish(
+    emu: EmulatorHandle,
+    client_id: String,
+    credential: CredentialSource,
+    secret_file: PathBuf,
+    transport: TransportConfig,
+    batch_size: usize,
+) -> Env {
+    build(emu, client_id, credential, secret_file, transport, batch_size).expect("target builds")
+}
+
+fn build(
+    emu: EmulatorHandle,
+    client_id: String,
+    credential: CredentialSource,
+    secret_file: PathBuf,
+    transport: TransportConfig,
+    batch_size: usize,
+) -> Result<Env, partnersync_graph::GraphError> {
+    let mut config = GraphConfig::new(emu.tenant_id(), client_id, credential);
     config.endpoint = Some(EndpointOverride {
         graph_url: emu.graph_url(),
         token_url: emu.token_url(),
@@ -90,12 +133,18 @@ pub async fn start_configured(
     ];
     config.transport = transport;
     config.batch_size = batch_size;
-    let target = GraphTarget::new(config).expect("target builds");
-    Env {
+    let target = match GraphTarget::new(config) {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = std::fs::remove_file(&secret_file);
+            return Err(e);
+        }
+    };
+    Ok(Env {
         emu,
         target,
         secret_file,
-    }
+    })
 }
 
 pub fn anchor(n: u32) -> Anchor {
