@@ -102,6 +102,22 @@ impl std::fmt::Debug for GraphTarget {
 }
 
 #[derive(serde::Deserialize)]
+struct DeltaPage {
+    #[serde(default)]
+    value: Vec<Value>,
+    #[serde(rename = "@odata.nextLink", default)]
+    next_link: Option<String>,
+    #[serde(rename = "@odata.deltaLink", default)]
+    delta_link: Option<String>,
+}
+
+enum DeltaEntry {
+    Changed(Box<TargetUser>),
+    Deleted,
+    Removed,
+}
+
+#[derive(serde::Deserialize)]
 struct Page {
     #[serde(default)]
     value: Vec<Value>,
@@ -186,30 +202,59 @@ impl GraphTarget {
             let page: Page = json_of(&reply)?;
             out.extend(page.value);
             match page.next_link {
-                Some(link) => {
-                    let url = Url::parse(&link).map_err(|e| {
-                        TargetError::new(
-                            ErrorCategory::Other,
-                            "invalid_next_link",
-                            format!("Graph sent an unusable @odata.nextLink: {e}"),
-                        )
-                    })?;
-                    // The bearer token goes wherever the link points: only to our endpoint.
-                    if url.origin() != self.client().url().origin() {
-                        return Err(TargetError::new(
-                            ErrorCategory::Other,
-                            "invalid_next_link",
-                            format!(
-                                "Graph sent an @odata.nextLink to another host ({}); not followed",
-                                url.origin().ascii_serialization()
-                            ),
-                        ));
-                    }
-                    next = Some(url);
-                }
+                Some(link) => next = Some(self.own_link(&link, "@odata.nextLink")?),
                 None => return Ok(out),
             }
         }
+    }
+
+    /// A link Graph sent (nextLink, deltaLink) or a saved cookie, checked to point at our
+    /// own endpoint: the bearer token goes wherever the link points.
+    fn own_link(&self, link: &str, what: &str) -> Result<Url, TargetError> {
+        let url = Url::parse(link).map_err(|e| {
+            TargetError::new(
+                ErrorCategory::Other,
+                "invalid_next_link",
+                format!("unusable {what}: {e}"),
+            )
+        })?;
+        if url.origin() != self.client().url().origin() {
+            return Err(TargetError::new(
+                ErrorCategory::Other,
+                "invalid_next_link",
+                format!(
+                    "{what} points to another host ({}); not followed",
+                    url.origin().ascii_serialization()
+                ),
+            ));
+        }
+        Ok(url)
+    }
+
+    /// One `users/delta` request: the first (`$select`, `$deltaToken=latest`) or a saved or
+    /// next link followed verbatim.
+    async fn delta_page(&self, link: Option<&Url>) -> Result<DeltaPage, TargetError> {
+        let reply = self
+            .inner
+            .transport
+            .send(Cost::Read, || {
+                let req = self
+                    .client()
+                    .users()
+                    .delta()
+                    .select(users::SELECT)
+                    .delta_token("latest");
+                let mut req = req.header(
+                    HeaderName::from_static("prefer"),
+                    HeaderValue::from_static("odata.maxpagesize=999"),
+                );
+                if let Some(link) = link {
+                    *req.as_mut() = link.clone();
+                }
+                req
+            })
+            .await?;
+        json_of(&reply)
     }
 
     async fn find(&self, anchor: &Anchor) -> Result<Option<TargetUser>, TargetError> {
@@ -849,35 +894,94 @@ impl TargetDirectory for GraphTarget {
         self.find(anchor).await
     }
 
-    async fn find_by(
-        &self,
-        _attribute: &str,
-        _value: &str,
-    ) -> Result<Vec<TargetUser>, TargetError> {
-        Err(TargetError::new(
-            ErrorCategory::Other,
-            "NotImplemented",
-            "TODO(issue 5): soft-match lookup",
-        ))
+    async fn find_by(&self, attribute: &str, value: &str) -> Result<Vec<TargetUser>, TargetError> {
+        let property = if attribute.eq_ignore_ascii_case("userPrincipalName") {
+            "userPrincipalName"
+        } else if attribute.eq_ignore_ascii_case("mail") {
+            "mail"
+        } else {
+            return Err(TargetError::new(
+                ErrorCategory::Validation,
+                "partnersync_UnsupportedMatchAttribute",
+                format!("soft match by {attribute} is not supported; use userPrincipalName or mail"),
+            ));
+        };
+        // Graph compares strings case-insensitively; the literal is OData-escaped (O''Brien).
+        let filter = format!("{property} eq {}", users::odata_string(value));
+        Ok(self
+            .list(false, &filter)
+            .await?
+            .into_iter()
+            .map(|v| target_user(v, false))
+            .filter(|u| !u.id.is_empty())
+            .collect())
     }
 
     async fn delta_cookie(&self) -> Result<String, TargetError> {
-        Err(TargetError::new(
-            ErrorCategory::Other,
-            "NotImplemented",
-            "TODO(issue 5): users/delta",
-        ))
+        let page = self.delta_page(None).await?;
+        page.delta_link.ok_or_else(|| {
+            TargetError::new(
+                ErrorCategory::Other,
+                "invalid_response",
+                "users/delta?$deltaToken=latest answered without an @odata.deltaLink",
+            )
+        })
     }
 
     async fn changes_since(
         &self,
-        _cookie: &str,
+        cookie: &str,
     ) -> Result<partnersync_target::TargetChanges, TargetError> {
-        Err(TargetError::new(
-            ErrorCategory::Other,
-            "NotImplemented",
-            "TODO(issue 5): users/delta",
-        ))
+        let mut link = self.own_link(cookie, "the saved delta cookie").map_err(|e| {
+            TargetError::new(ErrorCategory::Validation, "syncStateNotFound", e.message)
+        })?;
+        // The latest state per id, in first-seen order: a user may appear several times.
+        let mut order: Vec<String> = Vec::new();
+        let mut latest: std::collections::HashMap<String, DeltaEntry> =
+            std::collections::HashMap::new();
+        loop {
+            let page = self.delta_page(Some(&link)).await?;
+            for v in page.value {
+                let Some(id) = v.get("id").and_then(Value::as_str).map(str::to_string) else {
+                    continue;
+                };
+                let entry = match v.get("@removed").and_then(|r| r.get("reason")) {
+                    // "changed": soft-deleted (restorable); "deleted": gone for good.
+                    Some(reason) if reason.as_str() == Some("deleted") => DeltaEntry::Removed,
+                    Some(_) => DeltaEntry::Deleted,
+                    None => DeltaEntry::Changed(Box::new(target_user(v, false))),
+                };
+                if latest.insert(id.clone(), entry).is_none() {
+                    order.push(id);
+                }
+            }
+            match (page.next_link, page.delta_link) {
+                (Some(next), _) => link = self.own_link(&next, "@odata.nextLink")?,
+                (None, Some(delta)) => {
+                    self.own_link(&delta, "@odata.deltaLink")?;
+                    let mut changes = partnersync_target::TargetChanges {
+                        cookie: delta,
+                        ..Default::default()
+                    };
+                    for id in order {
+                        match latest.remove(&id) {
+                            Some(DeltaEntry::Changed(user)) => changes.changed.push(*user),
+                            Some(DeltaEntry::Deleted) => changes.deleted.push(id),
+                            Some(DeltaEntry::Removed) => changes.removed.push(id),
+                            None => {}
+                        }
+                    }
+                    return Ok(changes);
+                }
+                (None, None) => {
+                    return Err(TargetError::new(
+                        ErrorCategory::Other,
+                        "invalid_response",
+                        "a users/delta page had neither @odata.nextLink nor @odata.deltaLink",
+                    ))
+                }
+            }
+        }
     }
 
     async fn apply(&self, operations: &[Operation]) -> Vec<Result<OperationOutcome, TargetError>> {
