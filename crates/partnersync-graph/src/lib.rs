@@ -111,6 +111,13 @@ struct DeltaPage {
     delta_link: Option<String>,
 }
 
+/// What [`GraphTarget::existing_for_invitation`] found.
+enum ExistingUser {
+    None,
+    Convert(String),
+    Ours(String),
+}
+
 enum DeltaEntry {
     Changed(Box<TargetUser>),
     Deleted,
@@ -167,6 +174,16 @@ impl GraphTarget {
     /// Every page of a users or deleted-users query with `filter`, following nextLinks
     /// verbatim and sending the advanced-query parameters on every page.
     async fn list(&self, deleted: bool, filter: &str) -> Result<Vec<Value>, TargetError> {
+        self.list_select(deleted, filter, users::SELECT).await
+    }
+
+    /// [`Self::list`] with another `$select` (which must include `id`).
+    async fn list_select(
+        &self,
+        deleted: bool,
+        filter: &str,
+        select: &[&str],
+    ) -> Result<Vec<Value>, TargetError> {
         let mut out = Vec::new();
         let mut next: Option<Url> = None;
         loop {
@@ -186,7 +203,7 @@ impl GraphTarget {
                     };
                     let mut req = req
                         .filter(&[filter])
-                        .select(users::SELECT)
+                        .select(select)
                         .top(PAGE_SIZE)
                         .count("true")
                         .header(
@@ -425,6 +442,12 @@ impl GraphTarget {
     /// with a PATCH of `onPremisesImmutableId` and the other attributes. Graph answers a
     /// repeated invitation of the same address with the same user, so a retry after a lost
     /// answer does not create a second guest.
+    ///
+    /// An existing *internal* user (created with `POST /users`, not invited) with the same
+    /// `mail` is converted to B2B in place (`invitedUser.id`: same object id, UPN and groups)
+    /// when `convert_internal_users` is on, and reported as a conflict naming that user
+    /// otherwise. Users synchronised by Entra Connect and users bound to another anchor are
+    /// never taken over.
     async fn create_by_invitation(
         &self,
         anchor: &Anchor,
@@ -441,6 +464,16 @@ impl GraphTarget {
                     "creation by invitation needs a mail address",
                 )
             })?;
+        let existing = match self.existing_for_invitation(anchor, &mail).await? {
+            ExistingUser::None => None,
+            ExistingUser::Convert(id) => Some(id),
+            // Bound by an earlier attempt whose answer was lost: bind again, no invitation.
+            ExistingUser::Ours(id) => {
+                let body = self.invitation_bind_body(anchor, attributes)?;
+                self.patch(&id, &body).await?;
+                return Ok(OperationOutcome::Created { id });
+            }
+        };
         let settings = &self.inner.config.invitation;
         let mut invitation = Map::new();
         invitation.insert("invitedUserEmailAddress".into(), Value::String(mail));
@@ -455,6 +488,11 @@ impl GraphTarget {
         invitation.insert("invitedUserType".into(), Value::String("Guest".into()));
         if let Some(name) = attributes.get("displayName").and_then(|v| v.first()) {
             invitation.insert("invitedUserDisplayName".into(), Value::String(name.clone()));
+        }
+        if let Some(id) = &existing {
+            let mut user = Map::new();
+            user.insert("id".into(), Value::String(id.clone()));
+            invitation.insert("invitedUser".into(), Value::Object(user));
         }
         let reply = self
             .inner
@@ -474,7 +512,20 @@ impl GraphTarget {
                 )
             })?
             .to_string();
-        // The invitation decides the UPN (`…#EXT#@tenant`) and the mail; the rest is ours.
+        let body = self.invitation_bind_body(anchor, attributes)?;
+        self.patch(&id, &body).await?;
+        Ok(OperationOutcome::Created { id })
+    }
+
+    /// The PATCH that binds an invited (or converted) guest to its anchor. The invitation
+    /// decides the UPN (`…#EXT#@tenant`, or the converted user's own) and the mail; the rest
+    /// is ours. Conversion keeps `userType` (graph.md §4.3), so it is set to Guest unless the
+    /// rules say otherwise.
+    fn invitation_bind_body(
+        &self,
+        anchor: &Anchor,
+        attributes: &Attributes,
+    ) -> Result<Map<String, Value>, TargetError> {
         let mut rest = attributes.clone();
         rest.remove("userPrincipalName");
         rest.remove("mail");
@@ -483,8 +534,97 @@ impl GraphTarget {
             "onPremisesImmutableId".into(),
             Value::String(anchor.to_immutable_id()),
         );
-        self.patch(&id, &body).await?;
-        Ok(OperationOutcome::Created { id })
+        body.entry("userType")
+            .or_insert_with(|| Value::String("Guest".into()));
+        Ok(body)
+    }
+
+    /// What already exists with this mail: nothing (or an unbound B2B guest, which the
+    /// invitation returns), an internal user to convert in place, or our own user bound by an
+    /// earlier attempt. Errors for users that must not be taken over.
+    async fn existing_for_invitation(
+        &self,
+        anchor: &Anchor,
+        mail: &str,
+    ) -> Result<ExistingUser, TargetError> {
+        let mut select: Vec<&str> = users::SELECT.to_vec();
+        select.extend(["creationType", "externalUserState", "onPremisesSyncEnabled"]);
+        let filter = format!("mail eq {}", users::odata_string(mail));
+        let found = self.list_select(false, &filter, &select).await?;
+        let conflict = |message: String| {
+            Err(TargetError::new(
+                ErrorCategory::Conflict,
+                "partnersync_ExistingUser",
+                format!("{message} [conflicting property: mail]"),
+            ))
+        };
+        let ours = anchor.to_immutable_id();
+        if let Some(id) = found
+            .iter()
+            .find(|u| u.get("onPremisesImmutableId").and_then(Value::as_str) == Some(&ours))
+            .and_then(|u| u.get("id").and_then(Value::as_str))
+        {
+            return Ok(ExistingUser::Ours(id.to_string()));
+        }
+        let candidates: Vec<&Value> = found.iter().collect();
+        let describe = |u: &Value| {
+            format!(
+                "{} ({})",
+                u.get("userPrincipalName")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?"),
+                u.get("id").and_then(Value::as_str).unwrap_or("?")
+            )
+        };
+        match candidates.as_slice() {
+            [] => Ok(ExistingUser::None),
+            [user] => {
+                let b2b = user.get("creationType").and_then(Value::as_str) == Some("Invitation")
+                    || user.get("externalUserState").is_some_and(|v| !v.is_null());
+                let bound = user
+                    .get("onPremisesImmutableId")
+                    .is_some_and(|v| !v.is_null());
+                if bound {
+                    return conflict(format!(
+                        "user {} already has mail {mail} and is bound to another source anchor",
+                        describe(user)
+                    ));
+                }
+                if b2b {
+                    // Re-inviting returns that guest; the PATCH binds it.
+                    return Ok(ExistingUser::None);
+                }
+                if user.get("onPremisesSyncEnabled") == Some(&Value::Bool(true)) {
+                    return conflict(format!(
+                        "internal user {} already has mail {mail} and is synchronised from \
+                         on-premises AD by Entra Connect; Graph cannot convert it to B2B",
+                        describe(user)
+                    ));
+                }
+                if !self.inner.config.invitation.convert_internal_users {
+                    return conflict(format!(
+                        "internal user {} already has mail {mail}; set convert_internal_users \
+                         = true in [target] to convert it to a B2B guest in place (same \
+                         object id, UPN and groups; its Entra password stops being used), or \
+                         remove that user",
+                        describe(user)
+                    ));
+                }
+                match user.get("id").and_then(Value::as_str) {
+                    Some(id) => Ok(ExistingUser::Convert(id.to_string())),
+                    None => Ok(ExistingUser::None),
+                }
+            }
+            several => conflict(format!(
+                "{} users already have mail {mail}: {}",
+                several.len(),
+                several
+                    .iter()
+                    .map(|u| describe(u))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
     }
 
     /// An earlier attempt that lost its connection (or got a 5xx) may have created the user:

@@ -94,7 +94,24 @@ pub async fn start_with_credential(
     let emu = Emulator::start(config).await.expect("emulator starts");
     let (credential, cleanup) = credential(&emu);
     let client_id = emu.client_id();
-    build(emu, client_id, credential, cleanup, fast_transport(), 20)
+    build(emu, client_id, credential, cleanup, fast_transport(), 20, &|_| {})
+}
+
+/// The default app with its secret, the config changed by `tweak` before the target is built.
+pub async fn start_tweaked(config: EmulatorConfig, tweak: &dyn Fn(&mut GraphConfig)) -> Env {
+    let emu = Emulator::start(config).await.expect("emulator starts");
+    let secret_file = temp_file(&emu, "secret", &emu.client_secret());
+    let client_id = emu.client_id();
+    build(
+        emu,
+        client_id,
+        SecretSource::File(secret_file.clone()).into(),
+        secret_file,
+        fast_transport(),
+        20,
+        tweak,
+    )
+    .expect("target builds")
 }
 
 fn finish(
@@ -105,7 +122,16 @@ fn finish(
     transport: TransportConfig,
     batch_size: usize,
 ) -> Env {
-    build(emu, client_id, credential, secret_file, transport, batch_size).expect("target builds")
+    build(
+        emu,
+        client_id,
+        credential,
+        secret_file,
+        transport,
+        batch_size,
+        &|_| {},
+    )
+    .expect("target builds")
 }
 
 fn build(
@@ -115,6 +141,7 @@ fn build(
     secret_file: PathBuf,
     transport: TransportConfig,
     batch_size: usize,
+    tweak: &dyn Fn(&mut GraphConfig),
 ) -> Result<Env, partnersync_graph::GraphError> {
     let mut config = GraphConfig::new(emu.tenant_id(), client_id, credential);
     config.endpoint = Some(EndpointOverride {
@@ -133,6 +160,7 @@ fn build(
     ];
     config.transport = transport;
     config.batch_size = batch_size;
+    tweak(&mut config);
     let target = match GraphTarget::new(config) {
         Ok(t) => t,
         Err(e) => {
