@@ -5,10 +5,12 @@
 // administrators ("[[rule]] tables", "ldap://host[:port]"), not rustdoc links.
 #![allow(rustdoc::broken_intra_doc_links)]
 
+mod config;
 mod demo;
 mod eval;
 mod rules;
 mod source;
+mod sync;
 
 use std::process::ExitCode;
 
@@ -36,6 +38,8 @@ enum Command {
     /// Exit codes: 0 done; 1 could not run; 2 bad configuration; 3 some object failed or is
     /// in error; 4 the deletion guard stopped the run (nothing was written).
     Demo(demo::DemoArgs),
+    #[command(flatten)]
+    Sync(sync::SyncCommand),
     /// Evaluate one expression against one object and print the result as JSON.
     ///
     /// Exit codes: 0 a value was printed; 2 the expression does not parse (diagnostic on
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Sync(cmd) => sync::run(cmd),
         Command::Eval(args) => eval::run(args),
         Command::Rules(cmd) => rules::run(cmd),
         Command::Source(cmd) => source::run(cmd),

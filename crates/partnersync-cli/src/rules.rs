@@ -122,54 +122,7 @@ pub(crate) fn explain(
             println!("{out}");
             continue;
         }
-        println!("{}", entry.dn);
-        if ev.rules_in_scope.is_empty() {
-            println!("  no rule in scope: partnersync leaves this object alone");
-        } else {
-            println!("  rules in scope: {}", ev.rules_in_scope.join(", "));
-        }
-        for r in rules.rules() {
-            if !ev.rules_in_scope.contains(&r.name) {
-                println!("  not in scope: {} (scope: {})", r.name, r.scope);
-            }
-        }
-        if !ev.trace.is_empty() {
-            println!("  flows (* = decided the attribute):");
-        }
-        for t in &ev.trace {
-            let mark = if t.won { "*" } else { " " };
-            let note = t
-                .note
-                .as_deref()
-                .map(|n| format!("   ({n})"))
-                .unwrap_or_default();
-            println!(
-                "  {mark} {:<20} {:>5}  {:<32} {:<10} -> {}{note}",
-                t.target,
-                t.precedence,
-                t.rule,
-                format!("{:?}", t.kind),
-                t.result
-            );
-        }
-        println!("  result:");
-        for a in &ev.attributes {
-            let v = match &a.values {
-                None => "(cleared)".to_string(),
-                Some(vs) if vs.len() == 1 => vs[0].to_json(r_dialect(&rules, &a.rule)).to_string(),
-                Some(vs) => serde_json::Value::Array(
-                    vs.iter()
-                        .map(|x| x.to_json(r_dialect(&rules, &a.rule)))
-                        .collect(),
-                )
-                .to_string(),
-            };
-            let once = if a.apply_once { " (apply once)" } else { "" };
-            println!("    {} = {v}   <- {}{once}", a.target, a.rule);
-        }
-        for e in &ev.errors {
-            println!("  ERROR {e}");
-        }
+        print_explanation(&rules, entry, &ev);
         println!();
     }
     if any_error {
@@ -221,4 +174,61 @@ fn read_ldif(path: &Path) -> Result<Vec<partnersync_core::Entry>, String> {
         &partnersync_source::AnchorPolicy::default(),
     )
     .map_err(|e| e.to_string())
+}
+
+/// Prints, for a person, how the rules treat one entry: rules in and out of scope, every
+/// flow with the one that decided each attribute, the result and any error.
+pub(crate) fn print_explanation(
+    rules: &RuleSet,
+    entry: &partnersync_core::Entry,
+    ev: &partnersync_rules::Evaluation,
+) {
+    println!("{}", entry.dn);
+    if ev.rules_in_scope.is_empty() {
+        println!("  no rule in scope: partnersync leaves this object alone");
+    } else {
+        println!("  rules in scope: {}", ev.rules_in_scope.join(", "));
+    }
+    for r in rules.rules() {
+        if !ev.rules_in_scope.contains(&r.name) {
+            println!("  not in scope: {} (scope: {})", r.name, r.scope);
+        }
+    }
+    if !ev.trace.is_empty() {
+        println!("  flows (* = decided the attribute):");
+    }
+    for t in &ev.trace {
+        let mark = if t.won { "*" } else { " " };
+        let note = t
+            .note
+            .as_deref()
+            .map(|n| format!("   ({n})"))
+            .unwrap_or_default();
+        println!(
+            "  {mark} {:<20} {:>5}  {:<32} {:<10} -> {}{note}",
+            t.target,
+            t.precedence,
+            t.rule,
+            format!("{:?}", t.kind),
+            t.result
+        );
+    }
+    println!("  result:");
+    for a in &ev.attributes {
+        let v = match &a.values {
+            None => "(cleared)".to_string(),
+            Some(vs) if vs.len() == 1 => vs[0].to_json(r_dialect(&rules, &a.rule)).to_string(),
+            Some(vs) => serde_json::Value::Array(
+                vs.iter()
+                    .map(|x| x.to_json(r_dialect(&rules, &a.rule)))
+                    .collect(),
+            )
+            .to_string(),
+        };
+        let once = if a.apply_once { " (apply once)" } else { "" };
+        println!("    {} = {v}   <- {}{once}", a.target, a.rule);
+    }
+    for e in &ev.errors {
+        println!("  ERROR {e}");
+    }
 }

@@ -87,6 +87,9 @@ pub struct SourceArgs {
     /// Allow a simple bind over an unencrypted connection.
     #[arg(long)]
     allow_plaintext_bind: bool,
+    /// The attributes the rules read (set by the sync commands, not a flag).
+    #[arg(skip)]
+    rule_attributes: Vec<String>,
 }
 
 /// The `[source]` table.
@@ -163,8 +166,15 @@ pub fn run(cmd: SourceCommand) -> ExitCode {
 /// The source a configuration file's `[source]` table describes (for commands that read
 /// the directory as one step of a larger job).
 pub(crate) fn from_config(config: &Path) -> Result<Source, ExitCode> {
+    from_config_for(config, Vec::new())
+}
+
+/// [`from_config`] for a sync: an LDAP `[source]` that does not list `attributes` reads
+/// exactly the ones the rules use (plus what the source needs for anchors and deltas).
+pub(crate) fn from_config_for(config: &Path, attributes: Vec<String>) -> Result<Source, ExitCode> {
     build(&SourceArgs {
         config: Some(config.to_path_buf()),
+        rule_attributes: attributes,
         ..SourceArgs::default()
     })
 }
@@ -236,6 +246,9 @@ fn build(args: &SourceArgs) -> Result<Source, ExitCode> {
     }
     if let Some(f) = &args.filter {
         ldap.filter = f.clone();
+    }
+    if ldap.attributes.is_empty() && !args.rule_attributes.is_empty() {
+        ldap.attributes = args.rule_attributes.clone();
     }
     if let Some(ca) = &args.ca_file {
         ldap.ca_file = Some(ca.clone());
