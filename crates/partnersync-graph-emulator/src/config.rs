@@ -302,6 +302,10 @@ pub struct ThrottleConfig {
     pub invitation_window_secs: f64,
     /// Whether requests rejected with 429 still count (Graph keeps counting while throttled).
     pub charge_while_throttled: bool,
+    /// Whether allowed responses carry `x-ms-throttle-limit-percentage` (the use of the
+    /// most-used limit the request counts against, 0.8–1.8) once a limit is above 80 %, as
+    /// Graph's identity limits do. Off: clients only learn about the quota from 429s.
+    pub limit_percentage_header: bool,
 }
 
 impl Default for ThrottleConfig {
@@ -320,6 +324,7 @@ impl Default for ThrottleConfig {
             invitation_limit: 150,
             invitation_window_secs: 5.0,
             charge_while_throttled: true,
+            limit_percentage_header: true,
         }
     }
 }

@@ -158,17 +158,20 @@ impl Throttler {
                 information,
             };
         }
-        let mut limit_percentage = None;
-        for (i, (key, cap, _, cost, _, _)) in wanted.iter().enumerate() {
+        // `x-ms-throttle-limit-percentage`: the use of the most-used limit this request
+        // counts against (resource units or writes), once above 80 %.
+        let mut limit_percentage: Option<f64> = None;
+        for (key, cap, _, cost, _, _) in &wanted {
             if let Some(b) = self.buckets.get_mut(key) {
                 b.tokens -= cost;
-                if i == 0 {
-                    let used = 1.0 - b.tokens / cap;
-                    if used > 0.8 {
-                        limit_percentage = Some(used.min(1.8));
-                    }
+                let used = 1.0 - b.tokens / cap;
+                if used > 0.8 && limit_percentage.is_none_or(|p| p < used) {
+                    limit_percentage = Some(used.min(1.8));
                 }
             }
+        }
+        if !cfg.limit_percentage_header {
+            limit_percentage = None;
         }
         Verdict::Allowed { limit_percentage }
     }
@@ -266,6 +269,45 @@ mod tests {
         match t.check(&cfg, "b", "t3", 1, write) {
             Verdict::Throttled { scope, .. } => assert!(scope.starts_with("Application/Write/b/")),
             v => panic!("not throttled: {v:?}"),
+        }
+    }
+
+    #[test]
+    fn the_limit_percentage_reports_the_write_quota_too() {
+        let cfg = ThrottleConfig {
+            app_write_limit: 10,
+            ..ThrottleConfig::default()
+        };
+        let mut t = Throttler::default();
+        let w = Charge {
+            resource_units: 1,
+            write: true,
+            invitation: false,
+        };
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            match t.check(&cfg, "a", "t", 1, w) {
+                Verdict::Allowed { limit_percentage } => seen.push(limit_percentage),
+                v => panic!("throttled early: {v:?}"),
+            }
+        }
+        // Quiet up to 80 % of the 10-write quota, then 0.9 and 1.0.
+        assert!(seen[..8].iter().all(Option::is_none), "{seen:?}");
+        assert!(seen[8].is_some_and(|p| (p - 0.9).abs() < 0.01), "{seen:?}");
+        assert!(seen[9].is_some_and(|p| (p - 1.0).abs() < 0.01), "{seen:?}");
+        let quiet = ThrottleConfig {
+            app_write_limit: 10,
+            limit_percentage_header: false,
+            ..ThrottleConfig::default()
+        };
+        let mut t = Throttler::default();
+        for _ in 0..10 {
+            assert_eq!(
+                t.check(&quiet, "a", "t", 1, w),
+                Verdict::Allowed {
+                    limit_percentage: None
+                }
+            );
         }
     }
 

@@ -105,6 +105,17 @@ pub(crate) fn parse_response(body: &[u8], sent: &[usize]) -> Vec<(usize, ItemRes
     out
 }
 
+/// The highest `x-ms-throttle-limit-percentage` among a batch response's items.
+pub(crate) fn limit_percentage(body: &[u8]) -> Option<f64> {
+    let parsed: Value = serde_json::from_slice(body).ok()?;
+    parsed["responses"]
+        .as_array()?
+        .iter()
+        .filter_map(|r| header(r, "x-ms-throttle-limit-percentage"))
+        .filter_map(|v| crate::transport::parse_limit_percentage(&v))
+        .reduce(f64::max)
+}
+
 fn header(item: &Value, name: &str) -> Option<String> {
     let headers = item["headers"].as_object()?;
     headers.iter().find_map(|(k, v)| {
@@ -172,6 +183,17 @@ mod tests {
             (3, ItemResult::Retry { after: Some(d), status: 429, .. }) if d == Duration::from_millis(249)
         ));
         assert!(matches!(r[2], (7, ItemResult::Retry { after: None, .. })));
+    }
+
+    #[test]
+    fn the_highest_item_limit_percentage_counts() {
+        let body = br#"{"responses":[
+            {"id":"1","status":201,"headers":{"x-ms-throttle-limit-percentage":"0.8"},"body":{}},
+            {"id":"2","status":201,"headers":{"X-MS-Throttle-Limit-Percentage":"0.9"},"body":{}},
+            {"id":"3","status":201,"headers":{},"body":{}}]}"#;
+        assert_eq!(limit_percentage(body), Some(0.9));
+        assert_eq!(limit_percentage(br#"{"responses":[]}"#), None);
+        assert_eq!(limit_percentage(b"garbage"), None);
     }
 
     #[test]

@@ -50,6 +50,7 @@ mod batch;
 mod config;
 mod credential;
 mod error;
+mod limiter;
 mod table;
 mod transport;
 mod users;
@@ -72,6 +73,7 @@ pub use config::{
     NationalCloud, Secret, SecretSource, TransportConfig, VerifiedDomain,
 };
 pub use credential::ClientCertificate;
+pub use transport::TransportStats;
 pub use table::{CloudName, DomainEntry, DomainKindName, RefusedSecret, TargetConfig};
 pub use error::GraphError;
 
@@ -165,6 +167,12 @@ impl GraphTarget {
                 config,
             }),
         })
+    }
+
+    /// What the transport has seen so far: the current (adapted) write rate, 429s, early
+    /// throttling signals and retries.
+    pub fn transport_stats(&self) -> TransportStats {
+        self.inner.transport.stats()
     }
 
     fn client(&self) -> &GraphClient {
@@ -797,6 +805,10 @@ impl GraphTarget {
             if reply.ambiguous {
                 pending.iter().for_each(|&p| ambiguous[p] = true);
             }
+            // Items carry Graph's early warning in their own headers.
+            if let Some(p) = batch::limit_percentage(&reply.body) {
+                transport.pressure(p);
+            }
             let mut retry = Vec::new();
             let mut wait: Option<std::time::Duration> = None;
             for (p, result) in batch::parse_response(&reply.body, &pending) {
@@ -834,6 +846,7 @@ impl GraphTarget {
                             transport.throttled(delay);
                         }
                         wait = Some(wait.map_or(delay, |w| w.max(delay)));
+                        transport.note_retry();
                         retry.push(p);
                     }
                 }

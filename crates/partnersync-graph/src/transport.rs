@@ -1,5 +1,6 @@
 //! The one transport layer every Graph request goes through: write-rate token bucket
-//! (slowed down by 429s, recovering on success), bounded concurrency, `Retry-After` (fractional
+//! (its rate adapted by `limiter.rs`: slowed by `x-ms-throttle-limit-percentage` before Graph
+//! throttles and by 429s, recovering afterwards), bounded concurrency, `Retry-After` (fractional
 //! seconds included), exponential backoff with jitter for 5xx / timeouts / dropped connections,
 //! a per-request attempt cap and a shared retry budget so a dead tenant fails fast.
 //!
@@ -7,6 +8,7 @@
 //! used (graph.md §5.7): they retry without backoff, ignore fractional `Retry-After`, never
 //! give up on 429, and limit concurrency per request rather than per client.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -18,6 +20,26 @@ use tokio::sync::Semaphore;
 
 use crate::auth::TokenSource;
 use crate::config::TransportConfig;
+use crate::limiter::RateController;
+
+/// What the transport of a [`crate::GraphTarget`] has seen so far.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TransportStats {
+    /// The write rate now (writes per second), after adapting to Graph's signals.
+    pub write_rate: f64,
+    /// The configured write rate.
+    pub max_write_rate: f64,
+    /// 429 answers received (`$batch` items included); each was waited out and retried
+    /// unless the attempts ran out.
+    pub throttled: u64,
+    /// Responses (or `$batch` items) carrying `x-ms-throttle-limit-percentage`.
+    pub pressure_signals: u64,
+    /// Retries of requests or `$batch` items, for any cause.
+    pub retries: u64,
+}
+
+/// The name of Graph's early-warning header.
+const LIMIT_PERCENTAGE: &str = "x-ms-throttle-limit-percentage";
 
 /// Whether a request spends the write quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +71,7 @@ impl Reply {
 }
 
 struct Bucket {
-    rate: f64,
+    control: RateController,
     tokens: f64,
     last: Instant,
     paused_until: Option<Instant>,
@@ -66,6 +88,9 @@ pub(crate) struct Transport {
     budget: Mutex<Budget>,
     permits: Semaphore,
     tokens: TokenSource,
+    throttled_count: AtomicU64,
+    pressure_count: AtomicU64,
+    retry_count: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -77,7 +102,7 @@ impl Transport {
         let rate = config.writes_per_second.max(0.1);
         Transport {
             bucket: Mutex::new(Bucket {
-                rate,
+                control: RateController::new(rate, Instant::now()),
                 tokens: rate.max(1.0),
                 last: Instant::now(),
                 paused_until: None,
@@ -88,7 +113,31 @@ impl Transport {
             permits: Semaphore::new(config.max_concurrency.max(1)),
             config,
             tokens,
+            throttled_count: AtomicU64::new(0),
+            pressure_count: AtomicU64::new(0),
+            retry_count: AtomicU64::new(0),
         }
+    }
+
+    pub(crate) fn stats(&self) -> TransportStats {
+        TransportStats {
+            write_rate: lock(&self.bucket).control.rate(),
+            max_write_rate: self.config.writes_per_second.max(0.1),
+            throttled: self.throttled_count.load(Ordering::Relaxed),
+            pressure_signals: self.pressure_count.load(Ordering::Relaxed),
+            retries: self.retry_count.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Counts one retry (of a request or a `$batch` item).
+    pub(crate) fn note_retry(&self) {
+        self.retry_count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Graph reported the app at `percentage` of a limit (`x-ms-throttle-limit-percentage`).
+    pub(crate) fn pressure(&self, percentage: f64) {
+        self.pressure_count.fetch_add(1, Ordering::Relaxed);
+        lock(&self.bucket).control.pressure(percentage, Instant::now());
     }
 
     /// Waits until the request may go: throttling pause, then (writes) a bucket token.
@@ -108,7 +157,8 @@ impl Transport {
                         };
                         let capacity = self.config.writes_per_second.max(1.0);
                         let elapsed = now.duration_since(b.last).as_secs_f64();
-                        b.tokens = (b.tokens + elapsed * b.rate).min(capacity);
+                        let rate = b.control.rate();
+                        b.tokens = (b.tokens + elapsed * rate).min(capacity);
                         b.last = now;
                         // A batch larger than the bucket goes when the bucket is full and
                         // leaves it in debt, so the average rate still holds.
@@ -117,7 +167,7 @@ impl Transport {
                             b.tokens -= needed;
                             return;
                         }
-                        Duration::from_secs_f64((threshold - b.tokens) / b.rate)
+                        Duration::from_secs_f64((threshold - b.tokens) / rate)
                     }
                 }
             };
@@ -127,14 +177,14 @@ impl Transport {
 
     /// A 429: pause everyone for `delay` and lower the write rate (multiplicative decrease).
     pub(crate) fn throttled(&self, delay: Duration) {
+        self.throttled_count.fetch_add(1, Ordering::Relaxed);
         let mut b = lock(&self.bucket);
         let now = Instant::now();
         let until = now + delay;
         // One decrease per throttling episode, not one per 429 of the same burst.
         let already_paused = b.paused_until.is_some_and(|p| p > now);
         if !already_paused {
-            let floor = (self.config.writes_per_second * 0.25).max(0.1);
-            b.rate = (b.rate * 0.7).max(floor);
+            b.control.throttled(now);
             b.tokens = b.tokens.min(0.0);
         }
         if b.paused_until.is_none_or(|p| p < until) {
@@ -142,12 +192,11 @@ impl Transport {
         }
     }
 
-    /// A success: recover the write rate (additive increase) and earn retry budget.
-    fn succeeded(&self) {
-        {
-            let mut b = lock(&self.bucket);
-            b.rate = (b.rate + 0.05 * self.config.writes_per_second.max(0.1))
-                .min(self.config.writes_per_second.max(0.1));
+    /// A success without a pressure signal: recover the write rate and earn retry budget.
+    fn succeeded(&self, pressure: Option<f64>) {
+        match pressure {
+            Some(p) => self.pressure(p),
+            None => lock(&self.bucket).control.succeeded(Instant::now()),
         }
         let mut budget = lock(&self.budget);
         budget.tokens =
@@ -200,8 +249,9 @@ impl Transport {
                     Ok(resp) => {
                         let status = resp.status().as_u16();
                         let retry_after = retry_after(resp.headers());
+                        let pressure = limit_percentage(resp.headers());
                         match resp.bytes().await {
-                            Ok(body) => Ok((status, retry_after, body.to_vec())),
+                            Ok(body) => Ok((status, retry_after, pressure, body.to_vec())),
                             Err(e) => Err(transport_error(&GraphFailure::ReqwestError(e))),
                         }
                     }
@@ -210,7 +260,7 @@ impl Transport {
             };
             attempt += 1;
             let delay = match outcome {
-                Ok((status, retry_after, body)) => {
+                Ok((status, retry_after, pressure, body)) => {
                     let retryable = matches!(status, 429 | 500 | 502 | 503 | 504);
                     if status == 401 && !refreshed_token {
                         // An expired or revoked token: fetch a new one once.
@@ -220,7 +270,9 @@ impl Transport {
                     }
                     if !retryable {
                         if (200..300).contains(&status) {
-                            self.succeeded();
+                            self.succeeded(pressure);
+                        } else if let Some(p) = pressure {
+                            self.pressure(p);
                         }
                         return Ok(Reply {
                             status,
@@ -281,9 +333,22 @@ impl Transport {
                     self.backoff(attempt - 1)
                 }
             };
+            self.note_retry();
             tokio::time::sleep(delay).await;
         }
     }
+}
+
+/// `x-ms-throttle-limit-percentage` as a number (0.8–1.8).
+fn limit_percentage(headers: &HeaderMap) -> Option<f64> {
+    parse_limit_percentage(headers.get(LIMIT_PERCENTAGE)?.to_str().ok()?)
+}
+
+pub(crate) fn parse_limit_percentage(text: &str) -> Option<f64> {
+    let p: f64 = text.trim().trim_end_matches('%').trim().parse().ok()?;
+    // Documented as a fraction (0.8–1.8); accept a percentage (80–180) too.
+    let p = if p > 10.0 { p / 100.0 } else { p };
+    (p.is_finite() && p > 0.0).then_some(p)
 }
 
 /// `Retry-After` as seconds (fractions allowed, e.g. `0.249`) or an HTTP date.
@@ -361,6 +426,15 @@ fn transport_error(err: &GraphFailure) -> TargetError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limit_percentage_forms() {
+        assert_eq!(parse_limit_percentage("0.8"), Some(0.8));
+        assert_eq!(parse_limit_percentage(" 1.25 "), Some(1.25));
+        assert_eq!(parse_limit_percentage("95%"), Some(0.95));
+        assert_eq!(parse_limit_percentage("high"), None);
+        assert_eq!(parse_limit_percentage("-1"), None);
+    }
 
     #[test]
     fn retry_after_forms() {
