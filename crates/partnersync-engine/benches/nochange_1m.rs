@@ -1,0 +1,148 @@
+//! Benchmark binary (not a timed test) for `scripts/bench-engine.sh`: a full no-change cycle
+//! over N (default 1,000,000) in-memory source entries against a target and a SQLite state
+//! file that already hold every object — issue 6's "plan 1,000,000 source entries against a
+//! matching target with no changes".
+//!
+//! ```text
+//! cargo bench -p partnersync-engine --bench nochange_1m -- setup N DIR
+//! cargo bench -p partnersync-engine --bench nochange_1m -- measure N DIR
+//! ```
+//!
+//! `setup` builds the directory and a target holding every user as a first sync creates
+//! them, then runs the first cycle: a full cycle that hard-matches every user (zero writes)
+//! and records all N objects in `DIR/state.db`. `measure` runs in a fresh process, so setup's
+//! memory does not count: it builds the same source and target, then times the real code
+//! path of the next full cycle, `prepare_cycle` (read, evaluate, load the state, list the
+//! target, match, plan) and `execute_cycle` (guard, apply nothing, record), and prints
+//! `key value` lines: times, resident memory (the fixtures alone, and the peak while
+//! planning, reset with `/proc/self/clear_refs` after the fixtures are built), and the
+//! writes the cycle made.
+//!
+//! The allocator is mimalloc, as in the `partnersync` binary.
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod fixture;
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use partnersync_engine::{
+    execute_cycle, prepare_cycle, run_cycle, CycleHooks, SqliteStateStore, StateStore,
+};
+use partnersync_target::block_on;
+
+fn main() -> ExitCode {
+    // `cargo bench` passes `--bench`; the rest are ours.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let (Some(command), Some(n), Some(dir)) = (args.first(), args.get(1), args.get(2)) else {
+        eprintln!("usage: nochange_1m setup|measure N DIR");
+        return ExitCode::from(2);
+    };
+    let Ok(n) = n.replace('_', "").parse::<u64>() else {
+        eprintln!("N must be a number, not {n:?}");
+        return ExitCode::from(2);
+    };
+    let result = match command.as_str() {
+        "setup" => setup(n, Path::new(dir)),
+        "measure" => measure(n, Path::new(dir)),
+        other => Err(format!("unknown command {other:?}; use setup or measure")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nochange_1m: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn setup(n: u64, dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for name in ["state.db", "state.db-wal", "state.db-shm"] {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+    let rules = fixture::rules();
+    let t = Instant::now();
+    let (source, target) = fixture::in_sync(&rules, n);
+    println!("setup_fixtures_s {:.2}", t.elapsed().as_secs_f64());
+    let mut state = SqliteStateStore::open(&dir.join("state.db")).map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    let report = block_on(run_cycle(
+        &source,
+        &target,
+        &rules,
+        &mut state,
+        &fixture::full_cycle(),
+    ))
+    .map_err(|e| e.to_string())?;
+    println!("setup_first_cycle_s {:.2}", t.elapsed().as_secs_f64());
+    println!("setup_first_cycle_writes {}", report.attempted);
+    let objects = state.object_count().map_err(|e| e.to_string())?;
+    println!("setup_state_objects {objects}");
+    if objects as u64 != n || report.attempted != 0 {
+        return Err(format!(
+            "the first cycle should adopt all {n} users without writing; it recorded {objects} and wrote {}",
+            report.attempted
+        ));
+    }
+    Ok(())
+}
+
+fn measure(n: u64, dir: &Path) -> Result<(), String> {
+    let rules = fixture::rules();
+    let t = Instant::now();
+    let (source, target) = fixture::in_sync(&rules, n);
+    println!("fixtures_s {:.2}", t.elapsed().as_secs_f64());
+    let mut state = SqliteStateStore::open(&dir.join("state.db")).map_err(|e| e.to_string())?;
+    let objects = state.object_count().map_err(|e| e.to_string())?;
+    if objects as u64 != n {
+        return Err(format!(
+            "{} holds {objects} objects, not {n}: run setup first",
+            dir.display()
+        ));
+    }
+    println!("entries {n}");
+    println!("state_objects {objects}");
+    println!("fixtures_rss_mib {:.0}", fixture::rss_mib());
+    // From here on, VmHWM is the peak of the cycle (with the fixtures resident).
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    println!("peak_reset {}", if reset { "yes" } else { "no" });
+
+    let options = fixture::full_cycle();
+    let t = Instant::now();
+    let prepared = block_on(prepare_cycle(
+        &source, &target, &rules, &mut state, &options,
+    ))
+    .map_err(|e| e.to_string())?;
+    let prepare_s = t.elapsed().as_secs_f64();
+    println!("prepare_s {prepare_s:.2}");
+    println!("prepare_peak_rss_mib {:.0}", fixture::peak_rss_mib());
+    println!("mode {}", prepared.mode);
+    println!("source_entries {}", prepared.source_entries);
+    println!("planned_actions {}", prepared.plan.actions.len());
+    println!("planned_errors {}", prepared.plan.errors.len());
+
+    target.clear_log();
+    let t = Instant::now();
+    let report = block_on(execute_cycle(
+        prepared,
+        &target,
+        &mut state,
+        &options,
+        &CycleHooks::default(),
+    ))
+    .map_err(|e| e.to_string())?;
+    let execute_s = t.elapsed().as_secs_f64();
+    println!("execute_s {execute_s:.2}");
+    println!("cycle_s {:.2}", prepare_s + execute_s);
+    println!("cycle_peak_rss_mib {:.0}", fixture::peak_rss_mib());
+    println!("writes_attempted {}", report.attempted);
+    println!("target_log_writes {}", target.log().len());
+    Ok(())
+}
