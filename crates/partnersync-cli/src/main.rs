@@ -11,6 +11,7 @@ mod eval;
 mod rules;
 mod source;
 mod sync;
+mod target;
 
 use std::process::ExitCode;
 
@@ -52,6 +53,9 @@ enum Command {
     /// Read the source directory: check the connection, stream entries (full or delta).
     #[command(subcommand)]
     Source(source::SourceCommand),
+    /// Check the Entra ID tenant of the [target] table: authentication, permissions, domains.
+    #[command(subcommand)]
+    Target(target::TargetCommand),
     /// Run the local Microsoft Graph emulator (same as the `partnersync-graph-emulator`
     /// binary): `partnersync graph-emulator --listen 127.0.0.1:0 [--state FILE] [--tenant FILE]`.
     #[command(name = "graph-emulator", disable_help_flag = true)]
@@ -71,6 +75,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(args),
         Command::Rules(cmd) => rules::run(cmd),
         Command::Source(cmd) => source::run(cmd),
+        Command::Target(cmd) => target::run(cmd),
         Command::GraphEmulator { args } => match partnersync_graph_emulator::run_cli_blocking(args)
         {
             Ok(()) => ExitCode::SUCCESS,

@@ -96,6 +96,11 @@ impl TokenSource {
         Ok(token)
     }
 
+    /// The credential tokens are fetched with.
+    pub(crate) fn credential(&self) -> &Credential {
+        &self.inner.credential
+    }
+
     /// The application permissions (`roles` claim) of the current token. Entra ID tokens are
     /// JWTs; a token that is not (or has no `roles`) gives an empty list.
     pub(crate) async fn roles(&self) -> Result<Vec<String>, TargetError> {

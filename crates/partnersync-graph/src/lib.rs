@@ -47,6 +47,7 @@
 
 mod auth;
 mod batch;
+mod check;
 mod config;
 mod credential;
 mod error;
@@ -72,6 +73,7 @@ pub use config::{
     CreationMode, CredentialSource, DomainKind, EndpointOverride, GraphConfig, InvitationConfig,
     NationalCloud, Secret, SecretSource, TransportConfig, VerifiedDomain,
 };
+pub use check::{CheckReport, Finding, Level, TenantDomain};
 pub use credential::ClientCertificate;
 pub use transport::TransportStats;
 pub use table::{CloudName, DomainEntry, DomainKindName, RefusedSecret, TargetConfig};

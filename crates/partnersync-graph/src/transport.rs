@@ -119,6 +119,11 @@ impl Transport {
         }
     }
 
+    /// The token source (for `check`).
+    pub(crate) fn tokens(&self) -> &TokenSource {
+        &self.tokens
+    }
+
     pub(crate) fn stats(&self) -> TransportStats {
         TransportStats {
             write_rate: lock(&self.bucket).control.rate(),
