@@ -132,7 +132,10 @@ fn print_text(report: &CheckReport, summary: &str) {
         println!("{}: {}", label(f.level), f.message);
     }
     if !report.roles.is_empty() {
-        println!("application permissions in the token: {}", report.roles.join(", "));
+        println!(
+            "application permissions in the token: {}",
+            report.roles.join(", ")
+        );
     }
     if !report.domains.is_empty() {
         println!("domains of the tenant:");

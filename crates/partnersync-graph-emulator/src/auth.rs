@@ -491,8 +491,11 @@ fn check_assertion(
     let now = chrono::Utc::now().timestamp();
     const SKEW: i64 = 300;
     let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
-    let nbf = claims.get("nbf").and_then(Value::as_i64).unwrap_or(i64::MIN);
-    if exp + SKEW <= now || nbf - SKEW > now {
+    let nbf = claims
+        .get("nbf")
+        .and_then(Value::as_i64)
+        .unwrap_or(i64::MIN);
+    if exp.saturating_add(SKEW) <= now || nbf.saturating_sub(SKEW) > now {
         return Err(invalid(
             700024,
             "Client assertion is not within its valid time range.",

@@ -221,9 +221,8 @@ impl TenantConfig {
         }
         for app in &self.apps {
             for pem in &app.certificates {
-                crate::auth::registered_keys(pem).map_err(|e| {
-                    bad(format!("app {}: a certificate is {e}", app.client_id))
-                })?;
+                crate::auth::registered_keys(pem)
+                    .map_err(|e| bad(format!("app {}: a certificate is {e}", app.client_id)))?;
             }
         }
         Ok(())

@@ -237,9 +237,7 @@ async fn token_endpoint_follows_entra_errors() {
         format!("grant_type=client_credentials&client_id={cid}&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={assertion}&{scope}")
     };
     let now = chrono::Utc::now().timestamp();
-    let claims = |aud: &str, iss: &str, exp: i64| {
-        json!({"aud": aud, "iss": iss, "sub": iss, "jti": "j1", "nbf": now - 5, "exp": exp})
-    };
+    let claims = |aud: &str, iss: &str, exp: i64| json!({"aud": aud, "iss": iss, "sub": iss, "jti": "j1", "nbf": now - 5, "exp": exp});
     let good = claims(&env.emu.token_url(), &cid, now + 600);
     let (s, v) = post(form(&sign_assertion(&good, true))).await;
     assert_eq!(s, 200, "{v}");
@@ -258,21 +256,45 @@ async fn token_endpoint_follows_entra_errors() {
     let forged = format!(
         "{}.{}.{}",
         parts[0],
-        b64url(claims(&env.emu.token_url(), &cid, now + 86_400).to_string().as_bytes()),
+        b64url(
+            claims(&env.emu.token_url(), &cid, now + 86_400)
+                .to_string()
+                .as_bytes()
+        ),
         parts[2]
     );
     let (s, v) = post(form(&forged)).await;
-    assert_eq!((s, v["error_codes"][0].as_u64()), (401, Some(700027)), "{v}");
+    assert_eq!(
+        (s, v["error_codes"][0].as_u64()),
+        (401, Some(700027)),
+        "{v}"
+    );
     // Wrong audience, issuer, expired.
-    let other_aud = claims("https://login.microsoftonline.com/x/oauth2/v2.0/token", &cid, now + 600);
+    let other_aud = claims(
+        "https://login.microsoftonline.com/x/oauth2/v2.0/token",
+        &cid,
+        now + 600,
+    );
     let (s, v) = post(form(&sign_assertion(&other_aud, true))).await;
-    assert_eq!((s, v["error_codes"][0].as_u64()), (401, Some(700023)), "{v}");
+    assert_eq!(
+        (s, v["error_codes"][0].as_u64()),
+        (401, Some(700023)),
+        "{v}"
+    );
     let other_iss = claims(&env.emu.token_url(), "someone-else", now + 600);
     let (s, v) = post(form(&sign_assertion(&other_iss, true))).await;
-    assert_eq!((s, v["error_codes"][0].as_u64()), (401, Some(700021)), "{v}");
+    assert_eq!(
+        (s, v["error_codes"][0].as_u64()),
+        (401, Some(700021)),
+        "{v}"
+    );
     let expired = claims(&env.emu.token_url(), &cid, now - 3_600);
     let (s, v) = post(form(&sign_assertion(&expired, true))).await;
-    assert_eq!((s, v["error_codes"][0].as_u64()), (401, Some(700024)), "{v}");
+    assert_eq!(
+        (s, v["error_codes"][0].as_u64()),
+        (401, Some(700024)),
+        "{v}"
+    );
     // Malformed.
     let (s, v) = post(form("a.b")).await;
     assert_eq!((s, v["error"].as_str()), (400, Some("invalid_request")));

@@ -109,7 +109,11 @@ impl TokenSource {
         let claims: serde_json::Value = token
             .split('.')
             .nth(1)
-            .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok())
+            .and_then(|p| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(p)
+                    .ok()
+            })
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
         Ok(claims["roles"]

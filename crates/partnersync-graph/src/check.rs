@@ -115,7 +115,8 @@ impl GraphTarget {
             let (level, text) = if cert.not_after() <= now {
                 (
                     Level::Missing,
-                    "has EXPIRED; create a new one and upload it under Certificates & secrets".to_string(),
+                    "has EXPIRED; create a new one and upload it under Certificates & secrets"
+                        .to_string(),
                 )
             } else if days < 30 {
                 (
@@ -152,7 +153,11 @@ impl GraphTarget {
                 report.findings.push(finding(
                     Level::Missing,
                     "auth",
-                    format!("cannot authenticate with {credential}: {}. {}", e.message, auth_advice(&e)),
+                    format!(
+                        "cannot authenticate with {credential}: {}. {}",
+                        e.message,
+                        auth_advice(&e)
+                    ),
                 ));
                 return report;
             }
@@ -219,7 +224,11 @@ impl GraphTarget {
             ),
         });
         if config.creation_mode == CreationMode::Invitation {
-            let invite = has(&["User.Invite.All", "User.ReadWrite.All", "Directory.ReadWrite.All"]);
+            let invite = has(&[
+                "User.Invite.All",
+                "User.ReadWrite.All",
+                "Directory.ReadWrite.All",
+            ]);
             report.findings.push(match invite {
                 Some(r) => finding(
                     Level::Ok,
@@ -294,13 +303,8 @@ impl GraphTarget {
                 report.domains = domains;
             }
             Err(e) => {
-                let level = if config.creation_mode == CreationMode::Direct {
-                    Level::Warning
-                } else {
-                    Level::Ok
-                };
                 report.findings.push(finding(
-                    level,
+                    Level::Warning,
                     "domains",
                     format!(
                         "cannot list the tenant's domains ({}: {}), so [[target.domains]] is \

@@ -66,9 +66,8 @@ impl ClientCertificate {
         let mut encrypted = false;
         let mut scan = |pem: &[u8], path: &Path, want_cert: bool| -> Result<(), GraphError> {
             for section in <(SectionKind, Vec<u8>)>::pem_slice_iter(pem) {
-                let (kind, der) = section.map_err(|e| {
-                    config_error(path, format!("is not a readable PEM file ({e})"))
-                })?;
+                let (kind, der) = section
+                    .map_err(|e| config_error(path, format!("is not a readable PEM file ({e})")))?;
                 match kind {
                     SectionKind::Certificate if want_cert && cert_der.is_none() => {
                         cert_der = Some(der)
@@ -135,7 +134,10 @@ impl ClientCertificate {
         })?;
         drop(key_der);
         let (_, cert) = x509_parser::parse_x509_certificate(&cert_der).map_err(|e| {
-            config_error(certificate, format!("the certificate is not valid X.509 ({e})"))
+            config_error(
+                certificate,
+                format!("the certificate is not valid X.509 ({e})"),
+            )
         })?;
         let cert_key: &[u8] = &cert.tbs_certificate.subject_pki.subject_public_key.data;
         use ring::signature::KeyPair as _;
@@ -205,7 +207,8 @@ impl ClientCertificate {
             &hex[16..20],
             &hex[20..32]
         );
-        let header = json!({"alg": "RS256", "typ": "JWT", "x5t": self.x5t, "x5t#S256": self.x5t_s256});
+        let header =
+            json!({"alg": "RS256", "typ": "JWT", "x5t": self.x5t, "x5t#S256": self.x5t_s256});
         let claims = json!({
             "aud": audience,
             "iss": client_id,
@@ -264,20 +267,27 @@ mod tests {
         assert_eq!(c.thumbprint().len(), 40);
         assert!(c.subject().contains("partnersync emulator app"));
         assert!(c.not_after() > 2_000_000_000);
-        let a = c.assertion("client-1", "https://login/t/oauth2/v2.0/token").expect("signs");
+        let a = c
+            .assertion("client-1", "https://login/t/oauth2/v2.0/token")
+            .expect("signs");
         let parts: Vec<&str> = a.split('.').collect();
         assert_eq!(parts.len(), 3);
         let header: serde_json::Value =
-            serde_json::from_slice(&B64URL.decode(parts[0]).unwrap_or_default()).unwrap_or_default();
+            serde_json::from_slice(&B64URL.decode(parts[0]).unwrap_or_default())
+                .unwrap_or_default();
         assert_eq!(header["alg"], "RS256");
         assert_eq!(header["x5t"], c.x5t.as_str());
         assert_eq!(
-            B64URL.decode(header["x5t"].as_str().unwrap_or("")).map(|v| v.len()).ok(),
+            B64URL
+                .decode(header["x5t"].as_str().unwrap_or(""))
+                .map(|v| v.len())
+                .ok(),
             Some(20)
         );
         assert!(header["x5t#S256"].is_string());
         let claims: serde_json::Value =
-            serde_json::from_slice(&B64URL.decode(parts[1]).unwrap_or_default()).unwrap_or_default();
+            serde_json::from_slice(&B64URL.decode(parts[1]).unwrap_or_default())
+                .unwrap_or_default();
         assert_eq!(claims["iss"], "client-1");
         assert_eq!(claims["sub"], "client-1");
         assert_eq!(claims["aud"], "https://login/t/oauth2/v2.0/token");
@@ -294,7 +304,10 @@ mod tests {
             .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
             .is_ok());
         // Two assertions differ (jti).
-        assert_ne!(c.assertion("client-1", "aud").ok(), c.assertion("client-1", "aud").ok());
+        assert_ne!(
+            c.assertion("client-1", "aud").ok(),
+            c.assertion("client-1", "aud").ok()
+        );
         let debug = format!("{c:?}");
         assert!(debug.contains(c.thumbprint()) && !debug.contains("PRIVATE"));
     }

@@ -69,15 +69,15 @@ use partnersync_target::{
 };
 use serde_json::{Map, Value};
 
+pub use check::{CheckReport, Finding, Level, TenantDomain};
 pub use config::{
     CreationMode, CredentialSource, DomainKind, EndpointOverride, GraphConfig, InvitationConfig,
     NationalCloud, Secret, SecretSource, TransportConfig, VerifiedDomain,
 };
-pub use check::{CheckReport, Finding, Level, TenantDomain};
 pub use credential::ClientCertificate;
-pub use transport::TransportStats;
-pub use table::{CloudName, DomainEntry, DomainKindName, RefusedSecret, TargetConfig};
 pub use error::GraphError;
+pub use table::{CloudName, DomainEntry, DomainKindName, RefusedSecret, TargetConfig};
+pub use transport::TransportStats;
 
 use transport::{Cost, Reply, Transport};
 
@@ -1058,7 +1058,9 @@ impl TargetDirectory for GraphTarget {
             return Err(TargetError::new(
                 ErrorCategory::Validation,
                 "partnersync_UnsupportedMatchAttribute",
-                format!("soft match by {attribute} is not supported; use userPrincipalName or mail"),
+                format!(
+                    "soft match by {attribute} is not supported; use userPrincipalName or mail"
+                ),
             ));
         };
         // Graph compares strings case-insensitively; the literal is OData-escaped (O''Brien).
@@ -1087,9 +1089,11 @@ impl TargetDirectory for GraphTarget {
         &self,
         cookie: &str,
     ) -> Result<partnersync_target::TargetChanges, TargetError> {
-        let mut link = self.own_link(cookie, "the saved delta cookie").map_err(|e| {
-            TargetError::new(ErrorCategory::Validation, "syncStateNotFound", e.message)
-        })?;
+        let mut link = self
+            .own_link(cookie, "the saved delta cookie")
+            .map_err(|e| {
+                TargetError::new(ErrorCategory::Validation, "syncStateNotFound", e.message)
+            })?;
         // The latest state per id, in first-seen order: a user may appear several times.
         let mut order: Vec<String> = Vec::new();
         let mut latest: std::collections::HashMap<String, DeltaEntry> =

@@ -60,7 +60,10 @@ impl RateController {
         }
         self.hold_until = Some(now + HOLD);
         self.last_recovery = now;
-        if self.last_cut.is_some_and(|t| now.duration_since(t) < CUT_INTERVAL) {
+        if self
+            .last_cut
+            .is_some_and(|t| now.duration_since(t) < CUT_INTERVAL)
+        {
             return;
         }
         // Near the limit: ease off; at or over it: back off hard.

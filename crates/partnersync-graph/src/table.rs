@@ -31,8 +31,8 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use crate::config::{
-    CredentialSource, DomainKind, EndpointOverride, GraphConfig, InvitationConfig,
-    NationalCloud, SecretSource, TransportConfig, VerifiedDomain,
+    CredentialSource, DomainKind, EndpointOverride, GraphConfig, InvitationConfig, NationalCloud,
+    SecretSource, TransportConfig, VerifiedDomain,
 };
 use crate::{CreationMode, GraphError};
 
@@ -194,7 +194,10 @@ impl TargetConfig {
                 ),
             ));
         }
-        for (key, value) in [("tenant_id", &self.tenant_id), ("client_id", &self.client_id)] {
+        for (key, value) in [
+            ("tenant_id", &self.tenant_id),
+            ("client_id", &self.client_id),
+        ] {
             if value.trim().is_empty() {
                 return Err(err(
                     key,
@@ -216,8 +219,7 @@ impl TargetConfig {
             &self.certificate_file,
         ) {
             (Some(var), None, None) => {
-                if var.trim().is_empty() || var.contains('=') || var.contains(char::is_whitespace)
-                {
+                if var.trim().is_empty() || var.contains('=') || var.contains(char::is_whitespace) {
                     return Err(err(
                         "client_secret_env",
                         "must be the NAME of an environment variable (e.g. \
@@ -296,7 +298,10 @@ impl TargetConfig {
                             ))
                         }
                         other => {
-                            return Err(err(key, format!("unsupported scheme {other:?}; use https")))
+                            return Err(err(
+                                key,
+                                format!("unsupported scheme {other:?}; use https"),
+                            ))
                         }
                     }
                 }
@@ -318,7 +323,10 @@ impl TargetConfig {
             if name.is_empty() || !name.contains('.') || name.contains('@') {
                 return Err(err(
                     &format!("domains[{i}].name"),
-                    format!("{:?} is not a domain name like \"partners.contoso.com\"", d.name),
+                    format!(
+                        "{:?} is not a domain name like \"partners.contoso.com\"",
+                        d.name
+                    ),
                 ));
             }
             if verified_domains
@@ -381,7 +389,10 @@ impl GraphConfig {
     /// whole file). Relative paths are resolved against `base_dir`, the configuration file's
     /// directory. Errors name the key and say what to do; an inline `client_secret` is
     /// refused without being echoed.
-    pub fn from_toml_value(table: &toml::Value, base_dir: &Path) -> Result<GraphConfig, GraphError> {
+    pub fn from_toml_value(
+        table: &toml::Value,
+        base_dir: &Path,
+    ) -> Result<GraphConfig, GraphError> {
         let Some(map) = table.as_table() else {
             return Err(GraphError::Config(
                 "[target] must be a table (a [target] section in the configuration file)".into(),
@@ -446,8 +457,12 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<GraphConfig, GraphError> {
-        let file: toml::Value = toml::from_str(text).map_err(|e| GraphError::Config(e.to_string()))?;
-        let table = file.get("target").cloned().unwrap_or(toml::Value::Integer(0));
+        let file: toml::Value =
+            toml::from_str(text).map_err(|e| GraphError::Config(e.to_string()))?;
+        let table = file
+            .get("target")
+            .cloned()
+            .unwrap_or(toml::Value::Integer(0));
         GraphConfig::from_toml_value(&table, Path::new("/etc/partnersync"))
     }
 
@@ -527,12 +542,19 @@ kind = "managed"
             "client_secret = \"Xy7~super-secret-value\"",
         );
         let m = message(&text);
-        assert!(m.contains("client_secret_env") && m.contains("client_secret_file"), "{m}");
+        assert!(
+            m.contains("client_secret_env") && m.contains("client_secret_file"),
+            "{m}"
+        );
         assert!(!m.contains("super-secret"), "{m}");
         // Also when a caller deserialises TargetConfig from the file text itself.
         let e = toml::from_str::<std::collections::BTreeMap<String, TargetConfig>>(&text)
             .expect_err("refused");
-        assert!(e.message().contains("never written into the configuration"), "{}", e.message());
+        assert!(
+            e.message().contains("never written into the configuration"),
+            "{}",
+            e.message()
+        );
         assert!(!e.message().contains("super-secret"));
     }
 
@@ -541,25 +563,81 @@ kind = "managed"
         let cases: &[(&str, &str, &str)] = &[
             ("kind = \"graph\"", "kind = \"ldap\"", "[target] kind:"),
             ("batch_size = 10", "batch_size = 25", "[target] batch_size:"),
-            ("batch_size = 10", "batch_size = \"ten\"", "[target] batch_size:"),
-            ("writes_per_second = 15", "writes_per_second = 0", "[target] writes_per_second:"),
-            ("writes_per_second = 15", "writes_per_second = \"fast\"", "[target] writes_per_second:"),
-            ("cloud = \"usgov-dod\"", "cloud = \"mars\"", "[target] cloud:"),
-            ("creation = \"invitation\"", "creation = \"magic\"", "[target] creation:"),
-            ("kind = \"federated\"", "kind = \"cloud\"", "[target] domains[0].kind:"),
-            ("name = \"contoso.com\"", "name = \"partners.contoso.com\"", "[target] domains[1].name:"),
-            ("name = \"contoso.com\"", "name = \"contoso\"", "[target] domains[1].name:"),
+            (
+                "batch_size = 10",
+                "batch_size = \"ten\"",
+                "[target] batch_size:",
+            ),
+            (
+                "writes_per_second = 15",
+                "writes_per_second = 0",
+                "[target] writes_per_second:",
+            ),
+            (
+                "writes_per_second = 15",
+                "writes_per_second = \"fast\"",
+                "[target] writes_per_second:",
+            ),
+            (
+                "cloud = \"usgov-dod\"",
+                "cloud = \"mars\"",
+                "[target] cloud:",
+            ),
+            (
+                "creation = \"invitation\"",
+                "creation = \"magic\"",
+                "[target] creation:",
+            ),
+            (
+                "kind = \"federated\"",
+                "kind = \"cloud\"",
+                "[target] domains[0].kind:",
+            ),
+            (
+                "name = \"contoso.com\"",
+                "name = \"partners.contoso.com\"",
+                "[target] domains[1].name:",
+            ),
+            (
+                "name = \"contoso.com\"",
+                "name = \"contoso\"",
+                "[target] domains[1].name:",
+            ),
             (
                 "invite_redirect_url = \"https://myapps.microsoft.com\"",
                 "invite_redirect_url = \"myapps\"",
                 "[target] invite_redirect_url:",
             ),
-            ("kind = \"graph\"", "kind = \"graph\"\ngraph_url = \"https://graph.microsoft.us/v1.0\"", "[target] token_url:"),
-            ("kind = \"graph\"", "kind = \"graph\"\nprivate_key_file = \"k.pem\"", "[target] private_key_file:"),
-            ("kind = \"graph\"", "kind = \"graph\"\nclient_secret_file = \"s\"", "alternatives"),
-            ("client_id = \"00000000-0000-4000-8000-000000000001\"", "client_id = \" \"", "[target] client_id:"),
-            ("client_secret_env = \"PARTNERSYNC_CLIENT_SECRET\"", "", "no credential"),
-            ("client_secret_env = \"PARTNERSYNC_CLIENT_SECRET\"", "client_secret_env = \"abc def\"", "[target] client_secret_env:"),
+            (
+                "kind = \"graph\"",
+                "kind = \"graph\"\ngraph_url = \"https://graph.microsoft.us/v1.0\"",
+                "[target] token_url:",
+            ),
+            (
+                "kind = \"graph\"",
+                "kind = \"graph\"\nprivate_key_file = \"k.pem\"",
+                "[target] private_key_file:",
+            ),
+            (
+                "kind = \"graph\"",
+                "kind = \"graph\"\nclient_secret_file = \"s\"",
+                "alternatives",
+            ),
+            (
+                "client_id = \"00000000-0000-4000-8000-000000000001\"",
+                "client_id = \" \"",
+                "[target] client_id:",
+            ),
+            (
+                "client_secret_env = \"PARTNERSYNC_CLIENT_SECRET\"",
+                "",
+                "no credential",
+            ),
+            (
+                "client_secret_env = \"PARTNERSYNC_CLIENT_SECRET\"",
+                "client_secret_env = \"abc def\"",
+                "[target] client_secret_env:",
+            ),
         ];
         for (from, to, expected) in cases {
             assert!(BASE.contains(from), "{from}");
@@ -570,9 +648,8 @@ kind = "managed"
         let m = message(&BASE.replace("tenant_id = \"contoso.onmicrosoft.com\"\n", ""));
         assert!(m.contains("tenant_id"), "{m}");
         // Direct creation without domains.
-        let m = message(
-            "[target]\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret_env = \"S\"\n",
-        );
+        let m =
+            message("[target]\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret_env = \"S\"\n");
         assert!(m.contains("[target] domains:"), "{m}");
         // Not a table.
         assert!(message("target = 3").contains("must be a table"));

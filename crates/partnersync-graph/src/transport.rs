@@ -142,7 +142,9 @@ impl Transport {
     /// Graph reported the app at `percentage` of a limit (`x-ms-throttle-limit-percentage`).
     pub(crate) fn pressure(&self, percentage: f64) {
         self.pressure_count.fetch_add(1, Ordering::Relaxed);
-        lock(&self.bucket).control.pressure(percentage, Instant::now());
+        lock(&self.bucket)
+            .control
+            .pressure(percentage, Instant::now());
     }
 
     /// Waits until the request may go: throttling pause, then (writes) a bucket token.

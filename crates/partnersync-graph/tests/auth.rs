@@ -82,7 +82,9 @@ async fn tokens_are_refreshed_before_they_expire() {
 }
 
 fn fixture(name: &str) -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 #[tokio::test]
@@ -116,14 +118,19 @@ async fn a_certificate_credential_gets_a_token_and_works() {
     // The token request carried a client assertion, not a secret: the emulator only accepts
     // it with a valid signature by the registered certificate.
     let debug = format!("{:?}", env.target);
-    assert!(!debug.contains("PRIVATE KEY") && !debug.contains("MII"), "{debug}");
+    assert!(
+        !debug.contains("PRIVATE KEY") && !debug.contains("MII"),
+        "{debug}"
+    );
 }
 
 #[tokio::test]
 async fn a_certificate_kept_apart_from_its_key_loads_too() {
     // The emulator's PEM split into a certificate file and a key file.
     let text = partnersync_graph_emulator::DEFAULT_CLIENT_CERTIFICATE;
-    let cut = text.find("-----BEGIN PRIVATE KEY-----").expect("key section");
+    let cut = text
+        .find("-----BEGIN PRIVATE KEY-----")
+        .expect("key section");
     let env = common::start_with_credential(EmulatorConfig::default(), |emu| {
         let cert = common::temp_file(emu, "cert-only", &text[..cut]);
         let key = common::temp_file(emu, "key-only", &text[cut..]);
@@ -137,7 +144,10 @@ async fn a_certificate_kept_apart_from_its_key_loads_too() {
     })
     .await
     .expect("loads");
-    env.target.list_managed().await.expect("token with a separate key file");
+    env.target
+        .list_managed()
+        .await
+        .expect("token with a separate key file");
 }
 
 #[tokio::test]
@@ -189,5 +199,8 @@ async fn a_key_that_does_not_match_its_certificate_is_a_config_error() {
     .await
     .err()
     .expect("refused at load");
-    assert!(e.to_string().contains("does not belong to the certificate"), "{e}");
+    assert!(
+        e.to_string().contains("does not belong to the certificate"),
+        "{e}"
+    );
 }

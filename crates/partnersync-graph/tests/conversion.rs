@@ -22,7 +22,10 @@ fn invite(n: u32, mail: &str) -> Operation {
     }
 }
 
-fn internal_guest(emu: &partnersync_graph_emulator::EmulatorHandle, extra: serde_json::Value) -> String {
+fn internal_guest(
+    emu: &partnersync_graph_emulator::EmulatorHandle,
+    extra: serde_json::Value,
+) -> String {
     let mut user = json!({
         "userPrincipalName": "pat.partner@contoso.com",
         "displayName": "Pat (internal guest)",
@@ -85,7 +88,11 @@ async fn without_the_option_an_internal_user_is_a_conflict_naming_it() {
     let e = r[0].as_ref().expect_err("conflict");
     assert_eq!(e.category, ErrorCategory::Conflict);
     assert!(e.message.contains(&id), "{}", e.message);
-    assert!(e.message.contains("convert_internal_users"), "{}", e.message);
+    assert!(
+        e.message.contains("convert_internal_users"),
+        "{}",
+        e.message
+    );
     assert_eq!(invitations(&env.emu), 0, "nothing was invited");
     let stored = env.emu.admin().user(&id).expect("untouched");
     assert!(stored.get("externalUserState").is_none_or(|v| v.is_null()));
@@ -137,6 +144,9 @@ async fn an_existing_b2b_guest_is_reinvited_and_bound_not_converted() {
     let r = env.target.apply(&[invite(10, "sam@fabrikam.com")]).await;
     assert_eq!(r[0], Ok(OperationOutcome::Created { id: id.clone() }));
     let stored = env.emu.admin().user(&id).expect("stored");
-    assert_eq!(stored["onPremisesImmutableId"], anchor(10).to_immutable_id());
+    assert_eq!(
+        stored["onPremisesImmutableId"],
+        anchor(10).to_immutable_id()
+    );
     assert_eq!(env.emu.admin().count().active, 1);
 }

@@ -47,7 +47,10 @@ async fn changes_since_reports_edits_soft_and_hard_deletes_with_a_new_cookie() {
     let log = env.emu.admin().operations();
     assert_eq!(log.len(), 1, "{log:?}");
     assert!(log[0].path.contains("/users/delta"), "{:?}", log[0]);
-    assert!(log[0].query.to_ascii_lowercase().contains("deltatoken=latest"));
+    assert!(log[0]
+        .query
+        .to_ascii_lowercase()
+        .contains("deltatoken=latest"));
     let none = t.changes_since(&cookie).await.expect("no changes");
     assert!(none.changed.is_empty() && none.deleted.is_empty() && none.removed.is_empty());
 
@@ -64,7 +67,9 @@ async fn changes_since_reports_edits_soft_and_hard_deletes_with_a_new_cookie() {
         ])
         .await;
     assert!(r.iter().all(Result::is_ok), "{r:?}");
-    let r = t.apply(&[Operation::PermanentDelete { id: c.clone() }]).await;
+    let r = t
+        .apply(&[Operation::PermanentDelete { id: c.clone() }])
+        .await;
     assert!(r[0].is_ok(), "{r:?}");
     let outsider = env
         .emu
@@ -101,7 +106,13 @@ async fn changes_since_reports_edits_soft_and_hard_deletes_with_a_new_cookie() {
     let r = t.apply(&[Operation::Restore { id: b.clone() }]).await;
     assert!(r[0].is_ok(), "{r:?}");
     let next = t.changes_since(&changes.cookie).await.expect("next");
-    assert_eq!(next.changed.iter().map(|u| u.id.clone()).collect::<Vec<_>>(), vec![b]);
+    assert_eq!(
+        next.changed
+            .iter()
+            .map(|u| u.id.clone())
+            .collect::<Vec<_>>(),
+        vec![b]
+    );
     assert!(next.deleted.is_empty() && next.removed.is_empty());
 }
 

@@ -55,7 +55,12 @@ async fn run(
     let env = start_configured(quota(headers), None, transport(), 10).await;
     let results = env.target.apply(&creates(0..users)).await;
     let failed: Vec<_> = results.iter().filter(|r| r.is_err()).collect();
-    assert!(failed.is_empty(), "{} failed, first: {:?}", failed.len(), failed.first());
+    assert!(
+        failed.is_empty(),
+        "{} failed, first: {:?}",
+        failed.len(),
+        failed.first()
+    );
     let log = env.emu.admin().operations();
     let throttled = log.iter().filter(|o| o.status == 429).count();
     let created = log
@@ -72,7 +77,10 @@ async fn the_early_warning_slows_the_client_before_any_429_and_it_recovers_after
     let (throttled, created, stats, env) = run(true, 1_500).await;
     assert_eq!(created, 1_500, "one create per user");
     assert!(stats.pressure_signals > 0, "{stats:?}");
-    assert_eq!(throttled, 0, "slowed down before Graph throttled: {stats:?}");
+    assert_eq!(
+        throttled, 0,
+        "slowed down before Graph throttled: {stats:?}"
+    );
     assert_eq!(stats.throttled, 0);
     assert!(stats.write_rate < 0.7 * stats.max_write_rate, "{stats:?}");
     // Once the quota has refilled, writes without the warning bring the rate back up.

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use partnersync_core::Anchor;
 use partnersync_graph::{
-    CredentialSource, DomainKind, EndpointOverride, GraphConfig, GraphTarget, SecretSource, TransportConfig,
-    VerifiedDomain,
+    CredentialSource, DomainKind, EndpointOverride, GraphConfig, GraphTarget, SecretSource,
+    TransportConfig, VerifiedDomain,
 };
 use partnersync_graph_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 use partnersync_target::Attributes;
@@ -94,7 +94,15 @@ pub async fn start_with_credential(
     let emu = Emulator::start(config).await.expect("emulator starts");
     let (credential, cleanup) = credential(&emu);
     let client_id = emu.client_id();
-    build(emu, client_id, credential, cleanup, fast_transport(), 20, &|_| {})
+    build(
+        emu,
+        client_id,
+        credential,
+        cleanup,
+        fast_transport(),
+        20,
+        &|_| {},
+    )
 }
 
 /// The default app with its secret, the config changed by `tweak` before the target is built.
