@@ -691,14 +691,11 @@ async fn plan(common: &Common, out: Option<&Path>, detailed: bool, full: bool) -
         Ok(p) => p,
         Err(e) => return fail(cycle_error(e, common.json)),
     };
-    let guard = options.guard.check(
-        &prepared.plan,
-        match prepared.mode {
-            partnersync_engine::ReadMode::Full(_) => prepared.source_entries,
-            partnersync_engine::ReadMode::Delta => usize::MAX,
-        },
-        None,
-    );
+    let guard_base = match prepared.guard_source_entries(&s.state) {
+        Ok(n) => n,
+        Err(e) => return fail(failed(e)),
+    };
+    let guard = options.guard.check(&prepared.plan, guard_base, None);
     if let Some(path) = out {
         let text = match serde_json::to_string_pretty(&prepared.plan) {
             Ok(t) => t,

@@ -194,6 +194,39 @@ pub struct PreparedCycle {
     started: i64,
 }
 
+impl PreparedCycle {
+    /// How many source entries the deletion guard judges this cycle by. A full read counts
+    /// them. A delta read returning nothing is normal, so a delta is not limited by it —
+    /// except a delta that only removes users and takes away every one still live: that
+    /// leaves the source as empty as an empty full read would, and counts as 0.
+    pub fn guard_source_entries(&self, state: &dyn StateStore) -> Result<usize, StateError> {
+        if let ReadMode::Full(_) = self.mode {
+            return Ok(self.source_entries);
+        }
+        let plan = &self.plan;
+        if !plan.errors.is_empty() || !plan.actions.iter().all(Action::is_removal) {
+            return Ok(usize::MAX);
+        }
+        // Deleting users disabled earlier (their grace period ended) takes no live user.
+        let disabled: HashSet<String> = state
+            .disabled_before(i64::MAX)?
+            .iter()
+            .map(|o| o.anchor.to_immutable_id())
+            .collect();
+        let live = state.object_count()?.saturating_sub(disabled.len());
+        let removed_live = plan
+            .actions
+            .iter()
+            .filter(|a| !disabled.contains(a.anchor()))
+            .count();
+        Ok(if removed_live > 0 && removed_live >= live {
+            0
+        } else {
+            usize::MAX
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 enum PendingScope {
     /// A full cycle re-evaluated everything: the whole retry list is replaced.
@@ -885,11 +918,7 @@ pub async fn execute_cycle(
     options: &CycleOptions,
     hooks: &CycleHooks,
 ) -> Result<CycleReport, CycleError> {
-    let guard_base = match prepared.mode {
-        ReadMode::Full(_) => prepared.source_entries,
-        // A delta read returning nothing is normal; the count guard still applies.
-        ReadMode::Delta => usize::MAX,
-    };
+    let guard_base = prepared.guard_source_entries(state)?;
     if let Err(tripped) = options
         .guard
         .check(&prepared.plan, guard_base, options.allow_deletes)

@@ -173,6 +173,51 @@ fn guard_staging_and_empty_source_write_nothing() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+#[test]
+fn a_delta_that_empties_the_source_trips_the_empty_source_guard() {
+    let rules = RuleSet::from_toml_str(RULES).unwrap();
+    let source = source_of(4);
+    let target = InMemoryTarget::new();
+    let (mut st, dir) = state("delta-empty");
+    // Limits that let every removal through: only the empty-source rule may stop a run.
+    let mut opts = CycleOptions::default();
+    opts.guard.max_percent = 100.0;
+    block_on(run_cycle(&source, &target, &rules, &mut st, &opts)).unwrap();
+    // One user goes: disabled by a delta, as usual.
+    source.delete(&anchor(1));
+    let one = block_on(run_cycle(&source, &target, &rules, &mut st, &opts)).unwrap();
+    assert_eq!((one.mode, one.plan.counts().disables), (ReadMode::Delta, 1));
+    target.clear_log();
+
+    // The other three go in one delta: the source is now as empty as an empty full read.
+    for i in 2..=4 {
+        source.delete(&anchor(i));
+    }
+    for allow in [None, Some(1000)] {
+        let err = block_on(run_cycle(
+            &source,
+            &target,
+            &rules,
+            &mut st,
+            &CycleOptions {
+                allow_deletes: allow,
+                ..opts.clone()
+            },
+        ))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("source returned no entries"),
+            "{err}"
+        );
+    }
+    assert!(target.log().is_empty(), "{:?}", target.log());
+    // Removing only some of them is not an empty source.
+    source.upsert(entry(4, "u4@contoso.com"));
+    let some = block_on(run_cycle(&source, &target, &rules, &mut st, &opts)).unwrap();
+    assert_eq!(some.plan.counts().disables, 2, "{:?}", some.plan);
+    std::fs::remove_dir_all(dir).ok();
+}
+
 fn source_of(n: u8) -> InMemorySource {
     InMemorySource::new(
         (1..=n)
