@@ -105,9 +105,17 @@ async fn kill_9_mid_apply_then_a_rerun_ends_with_exactly_2000_users() {
     sync.start_kill().expect("SIGKILL the sync");
     let status = sync.wait().await.expect("reap the sync");
     assert_eq!(status.signal(), Some(9), "{status}");
-    // Let a batch the emulator was still answering land.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (after_kill, deleted) = emu.counts().await;
+    // Let a batch the emulator was still answering land: the count holds still.
+    let mut after = emu.counts().await;
+    for _ in 0..25 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = emu.counts().await;
+        if now == after {
+            break;
+        }
+        after = now;
+    }
+    let (after_kill, deleted) = after;
     assert_eq!(deleted, 0);
     assert!(
         (at_kill as usize..USERS).contains(&(after_kill as usize)),
