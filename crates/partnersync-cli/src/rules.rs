@@ -217,10 +217,10 @@ pub(crate) fn print_explanation(
     for a in &ev.attributes {
         let v = match &a.values {
             None => "(cleared)".to_string(),
-            Some(vs) if vs.len() == 1 => vs[0].to_json(r_dialect(&rules, &a.rule)).to_string(),
+            Some(vs) if vs.len() == 1 => vs[0].to_json(r_dialect(rules, &a.rule)).to_string(),
             Some(vs) => serde_json::Value::Array(
                 vs.iter()
-                    .map(|x| x.to_json(r_dialect(&rules, &a.rule)))
+                    .map(|x| x.to_json(r_dialect(rules, &a.rule)))
                     .collect(),
             )
             .to_string(),
