@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use partnersync_core::{Anchor, Attributes, Entry};
@@ -54,8 +54,9 @@ struct State {
 #[derive(Debug)]
 struct Object {
     anchor: Anchor,
-    /// `None` while deleted.
-    entry: Option<Entry>,
+    /// `None` while deleted. Shared, so that a read can take a snapshot of a million
+    /// entries without copying them all at once: each is copied as it goes to the sink.
+    entry: Option<Arc<Entry>>,
     /// The version of the last add, modification or rename.
     changed_at: u64,
     /// The versions at which the object was added and (if so) deleted, oldest first.
@@ -166,7 +167,7 @@ impl InMemorySource {
         self.state()
             .objects
             .iter()
-            .filter_map(|o| o.entry.clone())
+            .filter_map(|o| o.entry.as_deref().cloned())
             .collect()
     }
 
@@ -235,7 +236,7 @@ impl InMemorySource {
 impl State {
     /// The entry with `anchor`, if present (not deleted).
     fn current(&self, anchor: &Anchor) -> Option<&Entry> {
-        self.objects.get(*self.index.get(anchor)?)?.entry.as_ref()
+        self.objects.get(*self.index.get(anchor)?)?.entry.as_deref()
     }
 
     /// Adds or replaces an entry at `version`; whether anything changed.
@@ -244,18 +245,18 @@ impl State {
             Some(&i) => {
                 let object = &mut self.objects[i];
                 match &object.entry {
-                    Some(current) if *current == entry => return false,
+                    Some(current) if **current == entry => return false,
                     Some(_) => {}
                     None => object.lives.push((version, None)),
                 }
-                object.entry = Some(entry);
+                object.entry = Some(Arc::new(entry));
                 object.changed_at = version;
             }
             None => {
                 self.index.insert(entry.anchor.clone(), self.objects.len());
                 self.objects.push(Object {
                     anchor: entry.anchor.clone(),
-                    entry: Some(entry),
+                    entry: Some(Arc::new(entry)),
                     changed_at: version,
                     lives: vec![(version, None)],
                 });
@@ -285,7 +286,7 @@ impl SourceDirectory for InMemorySource {
         // Snapshot first: the sink must not run while the lock is held.
         let (entries, version) = {
             let state = self.state();
-            let entries: Vec<Entry> = state
+            let entries: Vec<Arc<Entry>> = state
                 .objects
                 .iter()
                 .filter_map(|o| o.entry.clone())
@@ -294,7 +295,8 @@ impl SourceDirectory for InMemorySource {
         };
         let count = entries.len() as u64;
         for entry in entries {
-            sink.entry(entry).map_err(SourceError::Sink)?;
+            sink.entry(Arc::unwrap_or_clone(entry))
+                .map_err(SourceError::Sink)?;
         }
         Ok(ReadSummary {
             entries: count,
@@ -333,7 +335,8 @@ impl SourceDirectory for InMemorySource {
             cookie: self.cookie(version),
         };
         for entry in changed {
-            sink.entry(entry).map_err(SourceError::Sink)?;
+            sink.entry(Arc::unwrap_or_clone(entry))
+                .map_err(SourceError::Sink)?;
         }
         for anchor in deleted {
             sink.deleted(anchor).map_err(SourceError::Sink)?;
