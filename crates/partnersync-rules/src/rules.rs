@@ -421,7 +421,8 @@ impl RuleSet {
                 }
                 let rule = &self.rules[ri];
                 let flow = &rule.flows[fi];
-                let record = |result: serde_json::Value,
+                // The result is shown only in a trace: built only then.
+                let record = |result: &dyn Fn() -> serde_json::Value,
                               note: Option<&str>,
                               won: bool,
                               ev: &mut Evaluation| {
@@ -432,7 +433,7 @@ impl RuleSet {
                             target: flow.target.clone(),
                             kind: flow.kind,
                             source: flow.source.0.clone(),
-                            result,
+                            result: result(),
                             note: note.map(str::to_string),
                             won,
                         });
@@ -440,7 +441,7 @@ impl RuleSet {
                 };
                 if flow.apply_once && mode == EvaluationMode::Update {
                     record(
-                        serde_json::Value::Null,
+                        &|| serde_json::Value::Null,
                         Some("skipped: apply once, and the object exists"),
                         false,
                         &mut ev,
@@ -454,7 +455,7 @@ impl RuleSet {
                             Err(e) => serde_json::json!({ "error": e.message }),
                         };
                         record(
-                            shown,
+                            &|| shown.clone(),
                             Some("not used: a higher-precedence rule decided"),
                             false,
                             &mut ev,
@@ -464,11 +465,11 @@ impl RuleSet {
                 }
                 match flow.expression.evaluate(entry, &self.context) {
                     Ok(Outcome::Value(Value::Null)) => {
-                        record(serde_json::Value::Null, None, false, &mut ev);
+                        record(&|| serde_json::Value::Null, None, false, &mut ev);
                         null_from.get_or_insert((ri, fi));
                     }
                     Ok(Outcome::Value(v)) => {
-                        record(v.to_json(rule.dialect), None, true, &mut ev);
+                        record(&|| v.to_json(rule.dialect), None, true, &mut ev);
                         let values = match v {
                             Value::Multi(vs) => vs.into_iter().map(Value::into_owned).collect(),
                             one => vec![one.into_owned()],
@@ -483,7 +484,7 @@ impl RuleSet {
                     }
                     Ok(Outcome::AuthoritativeNull) => {
                         record(
-                            Outcome::AuthoritativeNull.to_json(rule.dialect),
+                            &|| Outcome::AuthoritativeNull.to_json(rule.dialect),
                             None,
                             true,
                             &mut ev,
@@ -497,11 +498,11 @@ impl RuleSet {
                         decided = true;
                     }
                     Ok(o @ (Outcome::IgnoreThisFlow | Outcome::IgnoreFlow)) => {
-                        record(o.to_json(rule.dialect), None, false, &mut ev);
+                        record(&|| o.to_json(rule.dialect), None, false, &mut ev);
                     }
                     Err(e) => {
                         record(
-                            serde_json::json!({ "error": e.message }),
+                            &|| serde_json::json!({ "error": e.message }),
                             None,
                             true,
                             &mut ev,
