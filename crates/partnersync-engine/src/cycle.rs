@@ -117,8 +117,11 @@ pub struct CycleHooks {
     /// recorded and the next cycle carries on.
     pub cancel: Arc<AtomicBool>,
     /// Called after every batch.
-    pub progress: Option<Arc<dyn Fn(&Progress) + Send + Sync>>,
+    pub progress: Option<ProgressCallback>,
 }
+
+/// A [`CycleHooks::progress`] callback.
+pub type ProgressCallback = Arc<dyn Fn(&Progress) + Send + Sync>;
 
 impl std::fmt::Debug for CycleHooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -49,7 +49,7 @@ pub use apply::{apply, ActionResult, ApplyReport};
 pub use cycle::{
     apply_saved_plan, execute_cycle, prepare_cycle, run_cycle, run_cycle_with, state_generation,
     CycleError, CycleHooks, CycleOptions, CycleReport, DriftPolicy, ErrorPolicy, PreparedCycle,
-    Progress, ReadMode,
+    Progress, ProgressCallback, ReadMode,
 };
 pub use desired::DesiredObject;
 pub use guard::{DeletionGuard, GuardTripped};

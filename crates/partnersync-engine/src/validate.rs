@@ -83,12 +83,10 @@ pub(crate) fn check(d: &DesiredObject, creating: bool, options: &PlanOptions) ->
         ),
         None => {}
     }
-    if creating {
-        if !direct && first(d, "mail").is_none_or(str::is_empty) {
-            problems.push(
-                "no mail: an invitation is sent to the mail address; map mail in the rules".into(),
-            );
-        }
+    if creating && !direct && first(d, "mail").is_none_or(str::is_empty) {
+        problems.push(
+            "no mail: an invitation is sent to the mail address; map mail in the rules".into(),
+        );
     }
     problems
 }

@@ -388,10 +388,7 @@ fn disabled_users_are_deleted_after_the_grace_period_and_come_back_when_the_sour
             .unwrap()
             .deleted
     );
-    assert_eq!(
-        st.object(&anchor(5)).unwrap().unwrap().deleted_at.is_some(),
-        true
-    );
+    assert!(st.object(&anchor(5)).unwrap().unwrap().deleted_at.is_some());
 
     // The source object returns: restored and enabled again, as the same cloud user.
     source.upsert(gone);
