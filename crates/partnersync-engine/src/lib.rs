@@ -59,5 +59,5 @@ pub use plan::{
 };
 pub use state::{
     JournalEntry, ObjectState, PendingObject, RunRecord, SqliteStateStore, StateError, StateStore,
-    SCHEMA_VERSION,
+    StoredObject, SCHEMA_VERSION,
 };

@@ -60,6 +60,25 @@ pub struct ObjectState {
     pub deleted_at: Option<i64>,
 }
 
+/// A managed object as the store holds it, borrowed while the store is scanned
+/// ([`StateStore::scan_objects`]): the exported attributes stay in their stored form, so a
+/// full cycle over a million objects decodes only the few it writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredObject<'a> {
+    /// The anchor in ImmutableId form.
+    pub anchor: &'a str,
+    /// The target object id.
+    pub target_id: &'a str,
+    /// The source DN at the last sync.
+    pub dn: &'a str,
+    /// [`ObjectState::exported`] as `serde_json` writes it (keys in order, no spaces).
+    pub exported_json: &'a str,
+    /// As [`ObjectState::disabled_at`].
+    pub disabled_at: Option<i64>,
+    /// As [`ObjectState::deleted_at`].
+    pub deleted_at: Option<i64>,
+}
+
 /// An object whose last write failed (or that a rule could not evaluate), kept so the next
 /// cycle retries it even when the source reports no change for it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -164,6 +183,27 @@ pub trait StateStore: Send {
     fn set_setting(&mut self, key: &str, value: Option<&[u8]>) -> Result<(), StateError>;
     /// Every managed object.
     fn objects(&self) -> Result<Vec<ObjectState>, StateError>;
+    /// Calls `visit` for every managed object, in no particular order, without decoding it;
+    /// stops at the first error. Nothing is checked: the caller decodes what it uses (or
+    /// reads it again with [`object`](Self::object)). The default implementation encodes
+    /// [`objects`](Self::objects).
+    fn scan_objects(
+        &self,
+        visit: &mut dyn FnMut(StoredObject<'_>) -> Result<(), StateError>,
+    ) -> Result<(), StateError> {
+        for o in self.objects()? {
+            let exported_json = encode_exported(&o.exported)?;
+            visit(StoredObject {
+                anchor: &o.anchor.to_immutable_id(),
+                target_id: &o.target_id,
+                dn: &o.dn,
+                exported_json: &exported_json,
+                disabled_at: o.disabled_at,
+                deleted_at: o.deleted_at,
+            })?;
+        }
+        Ok(())
+    }
     /// The managed object bound to `anchor`.
     fn object(&self, anchor: &Anchor) -> Result<Option<ObjectState>, StateError>;
     /// The managed object with this target id.
@@ -327,13 +367,30 @@ impl SqliteStateStore {
     pub fn put_object(&mut self, o: &ObjectState) -> Result<(), StateError> {
         self.commit(std::slice::from_ref(o), &[], &[])
     }
+
+    /// Replaces an object's stored exported attributes with `json` as given (tests: rows
+    /// spelled differently from how this build writes them).
+    #[cfg(test)]
+    pub(crate) fn set_exported_json(&self, anchor: &Anchor, json: &str) {
+        self.conn
+            .execute(
+                "UPDATE objects SET exported = ?1 WHERE anchor = ?2",
+                params![json, anchor.to_immutable_id()],
+            )
+            .expect("update exported");
+    }
+}
+
+/// The stored form of exported attributes (see [`StoredObject::exported_json`]).
+pub(crate) fn encode_exported(exported: &Attributes) -> Result<String, StateError> {
+    serde_json::to_string(exported).map_err(|e| StateError::Corrupt {
+        what: "exported attributes",
+        message: e.to_string(),
+    })
 }
 
 fn put(tx: &rusqlite::Transaction<'_>, o: &ObjectState) -> Result<(), StateError> {
-    let exported = serde_json::to_string(&o.exported).map_err(|e| StateError::Corrupt {
-        what: "exported attributes",
-        message: e.to_string(),
-    })?;
+    let exported = encode_exported(&o.exported)?;
     let anchor = o.anchor.to_immutable_id();
     // A target id belongs to one anchor: a stale row claiming it (an object re-created
     // under a new anchor) goes.
@@ -368,6 +425,40 @@ impl StateStore for SqliteStateStore {
 
     fn objects(&self) -> Result<Vec<ObjectState>, StateError> {
         self.query_objects("ORDER BY anchor", [])
+    }
+
+    fn scan_objects(
+        &self,
+        visit: &mut dyn FnMut(StoredObject<'_>) -> Result<(), StateError>,
+    ) -> Result<(), StateError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {OBJECT_COLUMNS} FROM objects"))?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            // Borrowed text; a value that is not text fails as `objects` fails on it.
+            let text = |i: usize| -> Result<&str, StateError> {
+                match r.get_ref(i)?.as_str() {
+                    Ok(s) => Ok(s),
+                    Err(e) => Err(match r.get::<_, String>(i) {
+                        Err(e) => e.into(),
+                        Ok(_) => StateError::Corrupt {
+                            what: "object row",
+                            message: e.to_string(),
+                        },
+                    }),
+                }
+            };
+            visit(StoredObject {
+                anchor: text(0)?,
+                target_id: text(1)?,
+                dn: text(2)?,
+                exported_json: text(3)?,
+                disabled_at: r.get(4)?,
+                deleted_at: r.get(5)?,
+            })?;
+        }
+        Ok(())
     }
 
     fn object(&self, anchor: &Anchor) -> Result<Option<ObjectState>, StateError> {
