@@ -16,10 +16,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use partnersync_core::{Anchor, Entry};
 use partnersync_rules::{EvaluationMode, RuleSet};
-use partnersync_source::{Cookie, DeltaRead, EntryCollector, SourceDirectory, SourceError};
+use partnersync_source::{
+    Cookie, DeltaRead, EntryCollector, EntrySink, SinkError, SourceDirectory, SourceError,
+};
 use partnersync_target::{OperationOutcome, TargetDirectory, TargetError, TargetUser};
 
-use crate::plan::attributes_of;
+use crate::plan::{attributes_of, Planned, Planner};
 use crate::{
     Action, DeletionGuard, DesiredObject, GuardTripped, JournalEntry, Managed, ObjectState,
     PendingObject, PlanBinding, PlanInput, PlanOptions, RunRecord, StateError, StateStore,
@@ -404,13 +406,14 @@ fn desired_from_json(anchor: Anchor, dn: &str, json: &str) -> Option<DesiredObje
     })
 }
 
-fn evaluate(rules: &RuleSet, e: &Entry, known: bool) -> DesiredObject {
+fn evaluate(rules: &RuleSet, e: Entry, known: bool) -> DesiredObject {
     let mode = if known {
         EvaluationMode::Update
     } else {
         EvaluationMode::Create
     };
-    DesiredObject::from_evaluation(e, &rules.evaluate_with(e, mode, false))
+    let ev = rules.evaluate_with(&e, mode, false);
+    DesiredObject::from_owned_evaluation(e.anchor, e.dn, ev)
 }
 
 /// The target user as the state store last left it (what partnersync wrote).
@@ -657,16 +660,12 @@ fn exported_row(
     }
 }
 
-async fn soft_match_candidates(
+async fn soft_match_candidates<'d>(
     target: &dyn TargetDirectory,
-    desired: &HashMap<Anchor, DesiredObject>,
-    matched: &HashSet<Anchor>,
+    candidates: impl IntoIterator<Item = &'d DesiredObject>,
 ) -> Result<HashMap<Anchor, Vec<(String, TargetUser)>>, TargetError> {
     let mut out = HashMap::new();
-    for (a, d) in desired {
-        if !d.in_scope || !d.errors.is_empty() || matched.contains(a) {
-            continue;
-        }
+    for d in candidates {
         let mut found: Vec<(String, TargetUser)> = Vec::new();
         for attribute in ["userPrincipalName", "mail"] {
             let Some(value) = d.attributes.get(attribute).and_then(|v| v.first()) else {
@@ -679,12 +678,190 @@ async fn soft_match_candidates(
             }
         }
         if !found.is_empty() {
-            out.insert(a.clone(), found);
+            out.insert(d.anchor.clone(), found);
         }
     }
     Ok(out)
 }
 
+/// Whether a wanted object with no user bound to its anchor is looked for by UPN or mail.
+fn soft_match_candidate(d: &DesiredObject) -> bool {
+    d.in_scope && d.errors.is_empty()
+}
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// A 128-bit digest of a state row's target id, DN and exported attributes (as stored), so
+/// a full cycle can tell an up-to-date row without holding a million rows in memory. The
+/// hashers are seeded at random per cycle.
+struct RowDigest(
+    foldhash::quality::RandomState,
+    foldhash::quality::RandomState,
+);
+
+impl RowDigest {
+    fn new() -> Self {
+        RowDigest(Default::default(), Default::default())
+    }
+
+    fn of(&self, target_id: &str, dn: &str, exported_json: &[u8]) -> u128 {
+        use std::hash::{BuildHasher, Hasher};
+        let one = |state: &foldhash::quality::RandomState| {
+            let mut h = state.build_hasher();
+            for part in [target_id.as_bytes(), dn.as_bytes(), exported_json] {
+                h.write_usize(part.len());
+                h.write(part);
+            }
+            h.finish()
+        };
+        (u128::from(one(&self.0)) << 64) | u128::from(one(&self.1))
+    }
+}
+
+/// The attributes [`exported_row`] records for `d`, serialised as the state store stores
+/// them (`serde_json` of the map), without building the map.
+struct ExportedJson<'a>(&'a DesiredObject);
+
+impl serde::Serialize for ExportedJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let d = self.0;
+        s.collect_map(
+            d.attributes
+                .iter()
+                .filter(|(k, _)| !d.apply_once.contains(*k)),
+        )
+    }
+}
+
+/// What a full cycle keeps of each managed object while the source streams in.
+struct KnownRow {
+    /// [`RowDigest`] of the stored row.
+    digest: u128,
+    disabled_at: Option<i64>,
+    /// The source returned the object, in scope.
+    in_scope: bool,
+    /// The stored row is known to decode: it matched the row the cycle would write, or was
+    /// read back whole. Rows never verified are read back at the end, so a corrupt row
+    /// fails the cycle as it always did.
+    verified: bool,
+}
+
+/// The sink of a full cycle's source read: evaluates and plans each entry as it arrives and
+/// keeps only what needs a write, an error or a state update, so memory does not grow with
+/// the directory beyond the target listing and a few bytes per managed object.
+struct FullPlanSink<'a> {
+    rules: &'a RuleSet,
+    soft_match: bool,
+    listing: &'a [TargetUser],
+    digest: &'a RowDigest,
+    known: FastMap<Anchor, KnownRow>,
+    planner: Planner<'a>,
+    entries: usize,
+    /// Hashes of the anchors seen so far: a source that returns an object twice is
+    /// planned by its later entry.
+    seen: HashSet<u64, foldhash::fast::RandomState>,
+    seen_hasher: foldhash::fast::RandomState,
+    /// Objects with a write or an error (what `execute_cycle` records), and out-of-scope
+    /// managed objects (they may be removed).
+    desired: HashMap<Anchor, DesiredObject>,
+    /// Wanted objects no listed user is bound to: looked up by UPN and mail after the read.
+    deferred: Vec<DesiredObject>,
+    /// State rows to record: (listing index, row).
+    untracked: Vec<(usize, ObjectState)>,
+    /// Rows whose digest differs from the stored one: compared with the stored row after
+    /// the read (it may only be spelled differently).
+    unsure: Vec<(usize, ObjectState)>,
+    json: Vec<u8>,
+}
+
+/// [`RowDigest`] of the row [`exported_row`] gives for `d` bound to target id `id`, with
+/// `json` as scratch space.
+fn row_digest(digest: &RowDigest, id: &str, d: &DesiredObject, json: &mut Vec<u8>) -> Option<u128> {
+    json.clear();
+    serde_json::to_writer(&mut *json, &ExportedJson(d)).ok()?;
+    Some(digest.of(id, &d.dn, json))
+}
+
+impl FullPlanSink<'_> {
+    fn place(&mut self, d: DesiredObject) {
+        use std::hash::BuildHasher;
+        if !self.seen.insert(self.seen_hasher.hash_one(&d.anchor)) {
+            self.retract(&d.anchor);
+        }
+        let known = self.known.get_mut(&d.anchor);
+        if !d.in_scope {
+            if known.is_some() {
+                self.desired.insert(d.anchor.clone(), d);
+            }
+            return;
+        }
+        let managed = known.map(|k| {
+            k.in_scope = true;
+            Managed {
+                disabled_at: k.disabled_at,
+            }
+        });
+        if self.soft_match && soft_match_candidate(&d) && !self.planner.is_listed(&d.anchor) {
+            self.deferred.push(d);
+            return;
+        }
+        match self.planner.add(&d, None, managed) {
+            Planned::InSync => self.check_row(&d),
+            Planned::Acted | Planned::Error => {
+                self.desired.insert(d.anchor.clone(), d);
+            }
+            Planned::OutOfScope => {}
+        }
+    }
+
+    /// Queues the state row of an object in sync when it is missing or may be out of date.
+    fn check_row(&mut self, d: &DesiredObject) {
+        for &i in self.planner.users_of(&d.anchor) {
+            let u = &self.listing[i];
+            let Some(k) = self.known.get_mut(&d.anchor) else {
+                self.untracked
+                    .push((i, exported_row(&d.anchor, &u.id, d, None)));
+                continue;
+            };
+            let row = row_digest(self.digest, &u.id, d, &mut self.json);
+            if row == Some(k.digest) {
+                k.verified = true;
+            } else {
+                self.unsure
+                    .push((i, exported_row(&d.anchor, &u.id, d, None)));
+            }
+        }
+    }
+
+    fn retract(&mut self, anchor: &Anchor) {
+        self.planner.retract(anchor);
+        if let Some(k) = self.known.get_mut(anchor) {
+            k.in_scope = false;
+        }
+        self.desired.remove(anchor);
+        self.deferred.retain(|d| &d.anchor != anchor);
+        self.untracked.retain(|(_, r)| &r.anchor != anchor);
+        self.unsure.retain(|(_, r)| &r.anchor != anchor);
+    }
+}
+
+impl EntrySink for FullPlanSink<'_> {
+    fn entry(&mut self, e: Entry) -> Result<(), SinkError> {
+        self.entries += 1;
+        let known = self.known.contains_key(&e.anchor);
+        self.place(evaluate(self.rules, e, known));
+        Ok(())
+    }
+
+    fn deleted(&mut self, _: Anchor) -> Result<(), SinkError> {
+        // Not part of a full read.
+        Ok(())
+    }
+}
+
+/// A full cycle: list the target, read the whole source and plan each entry as it arrives
+/// (see [`FullPlanSink`]). The result equals planning every entry at once against the
+/// listing (`full_reference` in the tests checks it).
 async fn full(
     source: &dyn SourceDirectory,
     target: &dyn TargetDirectory,
@@ -697,57 +874,135 @@ async fn full(
     // seen by the next delta cycle. No cookie (a target without change tracking) only
     // means the next cycle is a full one again.
     let next_target_cookie = target.delta_cookie().await.ok();
-    let mut collector = EntryCollector::default();
-    let summary = source.full_read(&mut collector).await?;
-    let known: HashMap<Anchor, ObjectState> = state
-        .objects()?
-        .into_iter()
-        .map(|o| (o.anchor.clone(), o))
-        .collect();
-    let source_entries = collector.entries.len();
-    let mut desired = HashMap::with_capacity(source_entries);
-    for e in &collector.entries {
-        desired.insert(
-            e.anchor.clone(),
-            evaluate(rules, e, known.contains_key(&e.anchor)),
-        );
-    }
-    drop(collector);
+    let digest = RowDigest::new();
+    let mut known: FastMap<Anchor, KnownRow> =
+        FastMap::with_capacity_and_hasher(state.object_count()?, Default::default());
+    state.scan_objects(&mut |o| {
+        let anchor = Anchor::from_immutable_id(o.anchor).map_err(|e| StateError::Corrupt {
+            what: "anchor",
+            message: format!("{}: {e}", o.anchor),
+        })?;
+        let row = KnownRow {
+            digest: digest.of(o.target_id, o.dn, o.exported_json.as_bytes()),
+            disabled_at: o.disabled_at,
+            in_scope: false,
+            verified: false,
+        };
+        known.insert(anchor, row);
+        Ok(())
+    })?;
+    // Listed first, so the source can be planned as it streams in: the listing is the one
+    // side held whole.
     let listing = target.list_managed().await?;
-    let listed: HashSet<Anchor> = listing.iter().filter_map(|u| u.anchor.clone()).collect();
-    let forget = known
-        .keys()
-        .filter(|a| !listed.contains(*a) && desired.get(*a).is_none_or(|d| !d.in_scope))
-        .cloned()
-        .collect();
-    let soft_matches = if options.soft_match {
-        soft_match_candidates(target, &desired, &listed).await?
-    } else {
-        HashMap::new()
-    };
-    // Only users this tool manages, or that are bound to a wanted source object, take
-    // part: others that carry an anchor (e.g. synced by Entra Connect) are left alone.
-    let target_users: Vec<TargetUser> = listing
-        .into_iter()
-        .filter(|u| {
-            u.anchor
-                .as_ref()
-                .is_some_and(|a| known.contains_key(a) || desired.contains_key(a))
-        })
-        .collect();
-    Ok(finish_prepare(
-        desired,
-        target_users,
+    let mut sink = FullPlanSink {
+        rules,
+        soft_match: options.soft_match,
+        listing: &listing,
+        digest: &digest,
         known,
-        soft_matches,
+        planner: Planner::new(&listing, &options.plan),
+        entries: 0,
+        seen: HashSet::default(),
+        seen_hasher: Default::default(),
+        desired: HashMap::new(),
+        deferred: Vec::new(),
+        untracked: Vec::new(),
+        unsure: Vec::new(),
+        json: Vec::new(),
+    };
+    let summary = source.full_read(&mut sink).await?;
+    let FullPlanSink {
+        mut known,
+        mut planner,
+        entries: source_entries,
+        mut desired,
+        deferred,
+        mut untracked,
+        unsure,
+        ..
+    } = sink;
+    if !deferred.is_empty() {
+        let soft_matches = soft_match_candidates(target, &deferred).await?;
+        for d in deferred {
+            let soft = soft_matches.get(&d.anchor).map(Vec::as_slice);
+            let managed = known.get(&d.anchor).map(|k| Managed {
+                disabled_at: k.disabled_at,
+            });
+            if planner.add(&d, soft, managed) != Planned::InSync {
+                desired.insert(d.anchor.clone(), d);
+            }
+        }
+    }
+    let read_back = |a: &Anchor, known: &mut FastMap<Anchor, KnownRow>| {
+        if let Some(k) = known.get_mut(a) {
+            k.verified = true;
+        }
+        state.object(a)
+    };
+    for (i, mut row) in unsure {
+        let stored = read_back(&row.anchor, &mut known)?;
+        row.disabled_at = stored.as_ref().and_then(|o| o.disabled_at);
+        row.deleted_at = stored.as_ref().and_then(|o| o.deleted_at);
+        if stored.as_ref() != Some(&row) {
+            untracked.push((i, row));
+        }
+    }
+    untracked.sort_by_key(|(i, _)| *i);
+    let forget: Vec<Anchor> = known
+        .iter()
+        .filter(|(a, k)| !k.in_scope && !planner.is_listed(a))
+        .map(|(a, _)| a.clone())
+        .collect();
+    let plan = planner.finish(
+        |a| {
+            known.get(a).map(|k| Managed {
+                disabled_at: k.disabled_at,
+            })
+        },
+        true,
+    );
+    // What `execute_cycle` needs: the objects it writes or records an error for, with
+    // their stored rows.
+    let mut involved: HashSet<Anchor> = HashSet::new();
+    let mut rows: HashMap<Anchor, ObjectState> = HashMap::new();
+    let anchors = plan.actions.iter().map(Action::anchor);
+    for id in anchors.chain(plan.errors.iter().map(|e| e.anchor.as_str())) {
+        let Ok(a) = Anchor::from_immutable_id(id) else {
+            continue;
+        };
+        if known.contains_key(&a) && !rows.contains_key(&a) {
+            if let Some(o) = read_back(&a, &mut known)? {
+                rows.insert(a.clone(), o);
+            }
+        }
+        involved.insert(a);
+    }
+    let unverified: Vec<Anchor> = known
+        .iter()
+        .filter(|(_, k)| !k.verified)
+        .map(|(a, _)| a.clone())
+        .collect();
+    for a in &unverified {
+        read_back(a, &mut known)?;
+    }
+    desired.retain(|a, _| involved.contains(a));
+    Ok(PreparedCycle {
+        plan,
+        mode: ReadMode::Full(reason),
+        source_entries,
+        source_deleted: 0,
+        target_changes: 0,
+        recovered: Vec::new(),
+        desired,
+        known: rows,
+        untracked: untracked.into_iter().map(|(_, r)| r).collect(),
         forget,
-        options,
-        ReadMode::Full(reason),
-        PendingScope::All,
-        summary.cookie,
+        pending_scope: PendingScope::All,
+        next_source_cookie: summary.cookie,
         next_target_cookie,
-        (source_entries, 0, 0),
-    ))
+        generation: 0,
+        started: 0,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -770,13 +1025,14 @@ async fn delta(
     let mut foreign: HashMap<Anchor, TargetUser> = HashMap::new();
     let source_entries = collector.entries.len();
     let source_deleted: HashSet<Anchor> = collector.deleted.iter().cloned().collect();
-    for e in &collector.entries {
-        let row = state.object(&e.anchor)?;
-        desired.insert(e.anchor.clone(), evaluate(rules, e, row.is_some()));
+    for e in collector.entries {
+        let anchor = e.anchor.clone();
+        let row = state.object(&anchor)?;
+        desired.insert(anchor.clone(), evaluate(rules, e, row.is_some()));
         if let Some(o) = row {
-            known.insert(e.anchor.clone(), o);
+            known.insert(anchor.clone(), o);
         }
-        universe.insert(e.anchor.clone());
+        universe.insert(anchor);
     }
     universe.extend(source_deleted.iter().cloned());
     let target_changes = changes.changed.len() + changes.deleted.len() + changes.removed.len();
@@ -893,7 +1149,10 @@ async fn delta(
         .collect();
     let matched: HashSet<Anchor> = users.keys().cloned().collect();
     let soft_matches = if options.soft_match {
-        soft_match_candidates(target, &desired, &matched).await?
+        let candidates = desired
+            .values()
+            .filter(|d| soft_match_candidate(d) && !matched.contains(&d.anchor));
+        soft_match_candidates(target, candidates).await?
     } else {
         HashMap::new()
     };
@@ -1225,4 +1484,396 @@ fn remember(
         _ => return None,
     }
     Some(row.clone())
+}
+
+#[cfg(test)]
+mod streaming_full_cycle {
+    //! The full cycle plans the source as it streams in; this checks it against the
+    //! straightforward version it replaced (read everything, then plan at once), on random
+    //! sources, targets and state files.
+
+    use super::*;
+    use crate::{DeleteMode, SqliteStateStore};
+    use partnersync_source::{
+        DeltaMechanism, ReadSummary, ServerKind, SourceDescription, SourceError,
+    };
+    use partnersync_target::{block_on, InMemoryTarget};
+    use proptest::prelude::*;
+
+    /// The full cycle as first written: collect the read, load every state row, plan.
+    async fn full_reference(
+        source: &dyn SourceDirectory,
+        target: &dyn TargetDirectory,
+        rules: &RuleSet,
+        state: &mut dyn StateStore,
+        options: &CycleOptions,
+        reason: String,
+    ) -> Result<PreparedCycle, CycleError> {
+        let next_target_cookie = target.delta_cookie().await.ok();
+        let mut collector = EntryCollector::default();
+        let summary = source.full_read(&mut collector).await?;
+        let known: HashMap<Anchor, ObjectState> = state
+            .objects()?
+            .into_iter()
+            .map(|o| (o.anchor.clone(), o))
+            .collect();
+        let source_entries = collector.entries.len();
+        let mut desired = HashMap::with_capacity(source_entries);
+        for e in collector.entries {
+            let anchor = e.anchor.clone();
+            let known = known.contains_key(&anchor);
+            desired.insert(anchor, evaluate(rules, e, known));
+        }
+        let listing = target.list_managed().await?;
+        let listed: HashSet<Anchor> = listing.iter().filter_map(|u| u.anchor.clone()).collect();
+        let forget = known
+            .keys()
+            .filter(|a| !listed.contains(*a) && desired.get(*a).is_none_or(|d| !d.in_scope))
+            .cloned()
+            .collect();
+        let soft_matches = if options.soft_match {
+            let candidates = desired
+                .values()
+                .filter(|d| soft_match_candidate(d) && !listed.contains(&d.anchor));
+            soft_match_candidates(target, candidates).await?
+        } else {
+            HashMap::new()
+        };
+        let target_users: Vec<TargetUser> = listing
+            .into_iter()
+            .filter(|u| {
+                u.anchor
+                    .as_ref()
+                    .is_some_and(|a| known.contains_key(a) || desired.contains_key(a))
+            })
+            .collect();
+        Ok(finish_prepare(
+            desired,
+            target_users,
+            known,
+            soft_matches,
+            forget,
+            options,
+            ReadMode::Full(reason),
+            PendingScope::All,
+            summary.cookie,
+            next_target_cookie,
+            (source_entries, 0, 0),
+        ))
+    }
+
+    /// A source that returns its entries exactly as given, duplicates included.
+    struct ListSource(Vec<Entry>);
+
+    #[async_trait::async_trait]
+    impl SourceDirectory for ListSource {
+        async fn describe(&self) -> Result<SourceDescription, SourceError> {
+            Ok(SourceDescription {
+                kind: ServerKind::InMemory,
+                location: "list".into(),
+                naming_contexts: Vec::new(),
+                delta: DeltaMechanism::FullReadOnly,
+            })
+        }
+
+        async fn full_read(&self, sink: &mut dyn EntrySink) -> Result<ReadSummary, SourceError> {
+            for e in &self.0 {
+                sink.entry(e.clone()).map_err(SourceError::Sink)?;
+            }
+            Ok(ReadSummary {
+                entries: self.0.len() as u64,
+                cookie: Some(Cookie::new(b"list".to_vec())),
+            })
+        }
+
+        async fn delta_read(
+            &self,
+            _: &Cookie,
+            _: &mut dyn EntrySink,
+        ) -> Result<DeltaRead, SourceError> {
+            Ok(DeltaRead::FullReadRequired {
+                reason: "full reads only".into(),
+            })
+        }
+    }
+
+    const RULES: &str = r#"
+        [[rule]]
+        name = "people"
+        precedence = 10
+        scope = [[{ attribute = "adminDescription", operator = "NOTSTARTSWITH", value = "User_" }]]
+        [[rule.flow]]
+        target = "userType"
+        expression = 'IIF(IsPresent([userPrincipalName]), IIF(InStr(LCase([userPrincipalName]), "@partners.contoso.com") > 0, "Guest", "Member"), Error("no UPN"))'
+        [[rule.flow]]
+        target = "userPrincipalName"
+        source = "userPrincipalName"
+        [[rule.flow]]
+        target = "displayName"
+        source = "displayName"
+        [[rule.flow]]
+        target = "mail"
+        source = "mail"
+        apply_once = true
+    "#;
+
+    fn anchor(n: u8) -> Anchor {
+        Anchor::from_bytes(vec![n; 16]).unwrap()
+    }
+
+    /// Object `n` as the source has it: `variant` 0 to 4 as last synced (a member, a
+    /// partner or a rule error, by `n % 3`), 5 out of scope, 6 no UPN (a rule error), 7
+    /// renamed, 8 moved to the partner domain, 9 without mail.
+    fn entry((n, variant): (u8, u8)) -> Entry {
+        let kind = if variant <= 4 { n % 3 } else { variant };
+        let mut e = Entry::new(anchor(n), format!("CN=u{n},DC=contoso,DC=com"));
+        let a = &mut e.attributes;
+        let domain = if kind == 1 || kind == 8 {
+            "partners.contoso.com"
+        } else {
+            "contoso.com"
+        };
+        if kind != 2 && kind != 6 {
+            a.insert_text("userPrincipalName", &format!("u{n}@{domain}"));
+        }
+        if kind == 5 {
+            a.insert_text("adminDescription", "User_written_back");
+        }
+        let name = if kind == 7 { "renamed" } else { "synced" };
+        a.insert_text("displayName", &format!("User {n} {name}"));
+        if kind != 9 {
+            a.insert_text("mail", &format!("u{n}@mail.example"));
+        }
+        e
+    }
+
+    /// User `i` bound to object `n` (`bound` 0), to a foreign anchor (1) or to none (2):
+    /// `drift` 0 or 1 as a first sync creates it, 2 another display name, 3 no attributes.
+    fn user((n, i, bound, drift, enabled, deleted): (u8, u8, u8, u8, bool, bool)) -> TargetUser {
+        let rules = RuleSet::from_toml_str(RULES).unwrap();
+        let d = evaluate(&rules, entry((n, 0)), false);
+        let mut attributes: partnersync_target::Attributes = d
+            .attributes
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        match drift {
+            2 => {
+                attributes.insert("displayName".into(), vec!["changed in the portal".into()]);
+            }
+            3 => attributes.clear(),
+            _ => {}
+        }
+        TargetUser {
+            id: format!("id-{n}-{i}"),
+            anchor: match bound {
+                0 => Some(anchor(n)),
+                1 => Some(anchor(n + 100)),
+                _ => None,
+            },
+            attributes,
+            enabled,
+            deleted,
+        }
+    }
+
+    /// The state row of object `n`: bound to user `id-n-0` (`id` 0) or to one that is gone
+    /// (1); `stale` 0 or 1 what a sync records, 2 other values, 3 nothing; `respell`: the
+    /// JSON spelled differently from how this build writes it.
+    fn row(
+        (n, id, stale, disabled, deleted, respell): (u8, u8, u8, bool, bool, bool),
+    ) -> (ObjectState, bool) {
+        let rules = RuleSet::from_toml_str(RULES).unwrap();
+        let d = evaluate(&rules, entry((n, 0)), true);
+        let mut o = exported_row(&anchor(n), &format!("id-{n}-0"), &d, None);
+        if id == 1 {
+            o.target_id = format!("gone-{n}");
+        }
+        match stale {
+            2 => {
+                o.exported
+                    .insert("displayName".into(), vec!["an older name".into()]);
+            }
+            3 => o.exported.clear(),
+            _ => {}
+        }
+        o.disabled_at = disabled.then_some(1_000);
+        o.deleted_at = deleted.then_some(2_000);
+        (o, respell)
+    }
+
+    type Scenario = (
+        Vec<(u8, u8)>,
+        Vec<(u8, u8, u8, u8, bool, bool)>,
+        Vec<(u8, u8, u8, bool, bool, bool)>,
+        (bool, u8, bool),
+    );
+
+    fn scenario() -> impl Strategy<Value = Scenario> {
+        let users = (
+            1u8..12,
+            0u8..2,
+            prop_oneof![4 => Just(0u8), 1 => Just(1), 1 => Just(2)],
+            0u8..4,
+            prop::bool::weighted(0.8),
+            prop::bool::weighted(0.15),
+        );
+        let rows = (
+            1u8..12,
+            prop_oneof![4 => Just(0u8), 1 => Just(1)],
+            0u8..4,
+            prop::bool::weighted(0.3),
+            prop::bool::weighted(0.2),
+            prop::bool::weighted(0.4),
+        );
+        (
+            proptest::collection::vec((1u8..12, 0u8..10), 0..16),
+            proptest::collection::vec(users, 0..14),
+            proptest::collection::vec(rows, 0..12),
+            (any::<bool>(), 0u8..3, prop::bool::weighted(0.8)),
+        )
+    }
+
+    fn sorted<T: Ord + Clone>(v: &[T]) -> Vec<T> {
+        let mut v = v.to_vec();
+        v.sort();
+        v
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        #[test]
+        fn streaming_plans_what_collecting_planned(
+            (entries, users, rows, (soft_match, delete_mode, complete)) in scenario()
+        ) {
+            let rules = RuleSet::from_toml_str(RULES).unwrap();
+            let source = ListSource(entries.into_iter().map(entry).collect());
+            let target = InMemoryTarget::new();
+            for u in users {
+                target.seed(user(u));
+            }
+            let dir = std::env::temp_dir().join(format!(
+                "partnersync-streaming-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut state = SqliteStateStore::open(&dir.join("state.db")).unwrap();
+            for r in rows {
+                let (o, respell) = row(r);
+                state.put_object(&o).unwrap();
+                if respell {
+                    let spaced = serde_json::to_string_pretty(&o.exported).unwrap();
+                    state.set_exported_json(&o.anchor, &spaced);
+                }
+            }
+            let options = CycleOptions {
+                soft_match,
+                plan: PlanOptions {
+                    delete_mode: [DeleteMode::DisableThenDelete, DeleteMode::Delete, DeleteMode::Report]
+                        [usize::from(delete_mode)],
+                    source_complete: complete,
+                    now: 100_000_000,
+                    ..PlanOptions::default()
+                },
+                ..CycleOptions::default()
+            };
+            let want = block_on(full_reference(&source, &target, &rules, &mut state, &options, "r".into())).unwrap();
+            let got = block_on(full(&source, &target, &rules, &mut state, &options, "r".into())).unwrap();
+            prop_assert_eq!(&got.plan, &want.plan);
+            prop_assert_eq!(got.mode, want.mode);
+            prop_assert_eq!(got.source_entries, want.source_entries);
+            prop_assert_eq!(&got.untracked, &want.untracked);
+            prop_assert_eq!(sorted(&got.forget), sorted(&want.forget));
+            prop_assert_eq!(&got.next_source_cookie, &want.next_source_cookie);
+            prop_assert_eq!(&got.next_target_cookie, &want.next_target_cookie);
+            // What execute_cycle reads: the desired objects and stored rows of every object
+            // with a write or an error.
+            let mut involved: Vec<Anchor> = got
+                .plan
+                .actions
+                .iter()
+                .map(Action::anchor)
+                .chain(got.plan.errors.iter().map(|e| e.anchor.as_str()))
+                .map(|a| Anchor::from_immutable_id(a).unwrap())
+                .collect();
+            involved.sort();
+            involved.dedup();
+            for a in &involved {
+                prop_assert_eq!(got.desired.get(a), want.desired.get(a));
+                prop_assert_eq!(got.known.get(a), want.known.get(a));
+            }
+            prop_assert!(got.desired.keys().all(|a| involved.contains(a)));
+            std::fs::remove_dir_all(&dir).ok();
+        }
+    }
+}
+
+#[cfg(test)]
+mod corrupt_state {
+    use super::*;
+    use crate::SqliteStateStore;
+    use partnersync_source::InMemorySource;
+    use partnersync_target::{block_on, InMemoryTarget};
+
+    const RULES: &str = r#"
+        [[rule]]
+        name = "ut"
+        precedence = 1
+        [[rule.flow]]
+        target = "userPrincipalName"
+        source = "userPrincipalName"
+    "#;
+
+    /// A full cycle reads only a digest of each state row, yet a row that does not decode
+    /// still fails it, whether its object is in the source or not.
+    #[test]
+    fn a_corrupt_row_fails_a_full_cycle() {
+        let rules = RuleSet::from_toml_str(RULES).unwrap();
+        for in_source in [true, false] {
+            let dir = std::env::temp_dir().join(format!(
+                "partnersync-corrupt-{}-{in_source}",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut state = SqliteStateStore::open(&dir.join("state.db")).unwrap();
+            let mut entries = Vec::new();
+            for n in 1..=3u8 {
+                let mut e =
+                    Entry::new(Anchor::from_bytes(vec![n; 16]).unwrap(), format!("CN=u{n}"));
+                e.attributes
+                    .insert_text("userPrincipalName", &format!("u{n}@contoso.com"));
+                entries.push(e);
+            }
+            let source = InMemorySource::new(entries);
+            let target = InMemoryTarget::new();
+            let options = CycleOptions::default();
+            block_on(run_cycle(&source, &target, &rules, &mut state, &options)).unwrap();
+            let broken = Anchor::from_bytes(vec![2; 16]).unwrap();
+            if !in_source {
+                source.delete(&broken);
+            }
+            state.set_exported_json(&broken, r#"{"userPrincipalName": "not a list"}"#);
+            let forced = CycleOptions {
+                force_full: true,
+                ..CycleOptions::default()
+            };
+            let err =
+                block_on(prepare_cycle(&source, &target, &rules, &mut state, &forced)).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    CycleError::State(StateError::Corrupt {
+                        what: "exported attributes",
+                        ..
+                    })
+                ),
+                "{err}"
+            );
+            std::fs::remove_dir_all(&dir).ok();
+        }
+    }
 }

@@ -54,4 +54,39 @@ impl DesiredObject {
             errors: ev.errors.iter().map(|e| e.to_string()).collect(),
         }
     }
+
+    /// [`from_evaluation`](Self::from_evaluation), moving the evaluation's texts instead of
+    /// copying them (a full cycle builds one per source entry). The same values: text as
+    /// is, Booleans `true`/`false`, anything else as `Value::to_text` spells it.
+    pub(crate) fn from_owned_evaluation(anchor: Anchor, dn: String, ev: Evaluation) -> Self {
+        let mut attributes = Attributes::new();
+        let mut apply_once = BTreeSet::new();
+        for a in ev.attributes {
+            let values = match a.values {
+                None => Vec::new(),
+                Some(vs) => vs.into_iter().filter_map(target_text).collect(),
+            };
+            if a.apply_once {
+                apply_once.insert(a.target.clone());
+            }
+            attributes.insert(a.target, values);
+        }
+        DesiredObject {
+            anchor,
+            dn,
+            in_scope: ev.in_scope,
+            attributes,
+            apply_once,
+            errors: ev.errors.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+}
+
+/// A value as the target spells it.
+fn target_text(v: partnersync_rules::OwnedValue) -> Option<String> {
+    match v {
+        partnersync_rules::Value::Bool(b) => Some(b.to_string()),
+        partnersync_rules::Value::Str(s) | partnersync_rules::Value::Ref(s) => Some(s.into_owned()),
+        other => other.to_text(Dialect::AadConnect).map(|t| t.into_owned()),
+    }
 }

@@ -1,4 +1,4 @@
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use partnersync_core::Anchor;
 use partnersync_target::{Attributes, CreationMode, TargetUser};
@@ -329,11 +329,13 @@ fn diff(d: &DesiredObject, current: &Attributes, skip_apply_once: bool) -> Vec<A
         if skip_apply_once && d.apply_once.contains(name) {
             continue;
         }
-        let old = current.get(name).cloned().unwrap_or_default();
-        if old != *new {
+        let old = current.get(name);
+        // No value and an empty list are the same thing.
+        let same = old.map_or(new.is_empty(), |old| old == new);
+        if !same {
             changes.push(AttributeChange {
                 attribute: name.clone(),
-                old,
+                old: old.cloned().unwrap_or_default(),
                 new: new.clone(),
             });
         }
@@ -349,39 +351,129 @@ fn diff(d: &DesiredObject, current: &Attributes, skip_apply_once: bool) -> Vec<A
 /// attributes only count on creation. Values Graph would reject are plan errors. Only
 /// managed objects are ever disabled or deleted, and only after a complete source read.
 pub fn plan_with(input: &PlanInput<'_>, options: &PlanOptions) -> SyncPlan {
-    let by_anchor: HashMap<&Anchor, &TargetUser> = input
-        .target
-        .iter()
-        .filter_map(|u| u.anchor.as_ref().map(|a| (a, u)))
-        .collect();
-    let now = options.now();
-    let mut creates = Vec::new();
-    let mut updates = Vec::new();
-    let mut removals = Vec::new();
-    let mut errors = Vec::new();
-    let mut kept = Vec::new();
-    let mut wanted: HashSet<&Anchor> = HashSet::new();
+    let mut planner = Planner::new(input.target, options);
     for d in input.desired {
+        planner.add(
+            d,
+            input.soft_matches.get(&d.anchor).map(Vec::as_slice),
+            input.managed.get(&d.anchor).copied(),
+        );
+    }
+    planner.finish(|a| input.managed.get(a).copied(), false)
+}
+
+/// What planning one desired object came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Planned {
+    /// Out of scope: not wanted in the target.
+    OutOfScope,
+    /// Bound to a target user that already matches: nothing to write.
+    InSync,
+    /// One or more writes.
+    Acted,
+    /// A plan error: nothing is written for it.
+    Error,
+}
+
+/// [`plan_with`] one desired object at a time, so that a full cycle can plan a source read
+/// as it streams in and keep only the objects that need a write.
+pub(crate) struct Planner<'a> {
+    options: &'a PlanOptions,
+    now: i64,
+    target: &'a [TargetUser],
+    /// The last listed user bound to each anchor (its index in `target`).
+    by_anchor: HashMap<&'a Anchor, usize, foldhash::fast::RandomState>,
+    /// Anchors bound to more than one listed user: all of them, in listing order.
+    shared: HashMap<&'a Anchor, Vec<usize>>,
+    /// Per listed user: whether its source object is wanted.
+    wanted: Vec<bool>,
+    creates: Vec<(Anchor, Action)>,
+    updates: Vec<(Anchor, Action)>,
+    errors: Vec<(Anchor, PlannedError)>,
+}
+
+impl<'a> Planner<'a> {
+    /// A planner against `target`, the users the objects map to (by anchor) as they are now.
+    pub(crate) fn new(target: &'a [TargetUser], options: &'a PlanOptions) -> Self {
+        let mut by_anchor = HashMap::with_capacity_and_hasher(target.len(), Default::default());
+        let mut shared: HashMap<&Anchor, Vec<usize>> = HashMap::new();
+        for (i, u) in target.iter().enumerate() {
+            let Some(a) = &u.anchor else { continue };
+            if let Some(before) = by_anchor.insert(a, i) {
+                shared.entry(a).or_insert_with(|| vec![before]).push(i);
+            }
+        }
+        Planner {
+            options,
+            now: options.now(),
+            target,
+            by_anchor,
+            shared,
+            wanted: vec![false; target.len()],
+            creates: Vec::new(),
+            updates: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Whether a listed user is bound to `anchor`.
+    pub(crate) fn is_listed(&self, anchor: &Anchor) -> bool {
+        self.by_anchor.contains_key(anchor)
+    }
+
+    /// The indexes in `target` of the users bound to `anchor`, in listing order.
+    pub(crate) fn users_of(&self, anchor: &Anchor) -> &[usize] {
+        match (self.shared.get(anchor), self.by_anchor.get(anchor)) {
+            (Some(all), _) => all,
+            (None, Some(one)) => std::slice::from_ref(one),
+            (None, None) => &[],
+        }
+    }
+
+    fn set_wanted(&mut self, anchor: &Anchor, wanted: bool) {
+        let users = match (self.shared.get(anchor), self.by_anchor.get(anchor)) {
+            (Some(all), _) => all.as_slice(),
+            (None, Some(one)) => std::slice::from_ref(one),
+            (None, None) => &[],
+        };
+        for &i in users {
+            self.wanted[i] = wanted;
+        }
+    }
+
+    /// Plans `d`: `soft` holds its soft-match candidates, `managed` what the state store
+    /// knows of it.
+    pub(crate) fn add(
+        &mut self,
+        d: &DesiredObject,
+        soft: Option<&[(String, TargetUser)]>,
+        managed: Option<Managed>,
+    ) -> Planned {
         if !d.in_scope {
-            continue;
+            return Planned::OutOfScope;
         }
-        wanted.insert(&d.anchor);
-        let anchor = d.anchor.to_immutable_id();
-        let mut problems = d.errors.clone();
-        let user = by_anchor.get(&d.anchor).copied();
-        if problems.is_empty() {
-            problems.extend(crate::validate::check(d, user.is_none(), options));
-        }
+        self.set_wanted(&d.anchor, true);
+        let options = self.options;
+        let user = self.by_anchor.get(&d.anchor).map(|&i| &self.target[i]);
+        let problems = if d.errors.is_empty() {
+            crate::validate::check(d, user.is_none(), options)
+        } else {
+            d.errors.clone()
+        };
+        let key = || d.anchor.clone();
         if !problems.is_empty() {
-            errors.push(PlannedError {
-                anchor,
-                dn: d.dn.clone(),
-                message: problems.join("; "),
-            });
-            continue;
+            self.errors.push((
+                key(),
+                PlannedError {
+                    anchor: d.anchor.to_immutable_id(),
+                    dn: d.dn.clone(),
+                    message: problems.join("; "),
+                },
+            ));
+            return Planned::Error;
         }
         match user {
-            None => match input.soft_matches.get(&d.anchor).map(Vec::as_slice) {
+            None => match soft {
                 None | Some([]) => {
                     let attributes = d
                         .attributes
@@ -389,31 +481,44 @@ pub fn plan_with(input: &PlanInput<'_>, options: &PlanOptions) -> SyncPlan {
                         .filter(|(_, v)| !v.is_empty())
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect();
-                    creates.push(Action::Create {
-                        anchor,
-                        dn: d.dn.clone(),
-                        mode: options.creation,
-                        attributes,
-                        apply_once: d.apply_once.clone(),
-                    });
+                    self.creates.push((
+                        key(),
+                        Action::Create {
+                            anchor: d.anchor.to_immutable_id(),
+                            dn: d.dn.clone(),
+                            mode: options.creation,
+                            attributes,
+                            apply_once: d.apply_once.clone(),
+                        },
+                    ));
+                    Planned::Acted
                 }
                 Some([(matched_on, candidate)]) => match &candidate.anchor {
-                    Some(other) => errors.push(PlannedError {
-                        anchor,
-                        dn: d.dn.clone(),
-                        message: format!(
-                            "soft match on {matched_on} found cloud user {} but it is already bound to another source object (onPremisesImmutableId {}); it was not adopted. Give one of them a different UPN/mail, or clear that user's onPremisesImmutableId if it is wrong",
-                            candidate.id,
-                            other.to_immutable_id()
-                        ),
-                    }),
-                    None => updates.push(Action::Adopt {
-                        anchor,
-                        dn: d.dn.clone(),
-                        id: candidate.id.clone(),
-                        matched_on: matched_on.clone(),
-                        changes: diff(d, &candidate.attributes, true),
-                    }),
+                    Some(other) => {
+                        self.errors.push((key(), PlannedError {
+                            anchor: d.anchor.to_immutable_id(),
+                            dn: d.dn.clone(),
+                            message: format!(
+                                "soft match on {matched_on} found cloud user {} but it is already bound to another source object (onPremisesImmutableId {}); it was not adopted. Give one of them a different UPN/mail, or clear that user's onPremisesImmutableId if it is wrong",
+                                candidate.id,
+                                other.to_immutable_id()
+                            ),
+                        }));
+                        Planned::Error
+                    }
+                    None => {
+                        self.updates.push((
+                            key(),
+                            Action::Adopt {
+                                anchor: d.anchor.to_immutable_id(),
+                                dn: d.dn.clone(),
+                                id: candidate.id.clone(),
+                                matched_on: matched_on.clone(),
+                                changes: diff(d, &candidate.attributes, true),
+                            },
+                        ));
+                        Planned::Acted
+                    }
                 },
                 Some(many) => {
                     let mut ids: Vec<String> = many
@@ -422,32 +527,34 @@ pub fn plan_with(input: &PlanInput<'_>, options: &PlanOptions) -> SyncPlan {
                         .collect();
                     ids.sort();
                     ids.dedup();
-                    errors.push(PlannedError {
-                        anchor,
+                    self.errors.push((key(), PlannedError {
+                        anchor: d.anchor.to_immutable_id(),
                         dn: d.dn.clone(),
                         message: format!(
                             "ambiguous soft match: {} cloud users match this object's UPN/mail: {}; none was adopted. Make the UPN/mail unique in the tenant",
                             ids.len(),
                             ids.join(", ")
                         ),
-                    });
+                    }));
+                    Planned::Error
                 }
             },
             Some(user) => {
+                let mut planned = Planned::InSync;
                 if user.deleted {
-                    creates.push(Action::Restore {
-                        anchor: anchor.clone(),
-                        dn: d.dn.clone(),
-                        id: user.id.clone(),
-                    });
+                    self.creates.push((
+                        key(),
+                        Action::Restore {
+                            anchor: d.anchor.to_immutable_id(),
+                            dn: d.dn.clone(),
+                            id: user.id.clone(),
+                        },
+                    ));
+                    planned = Planned::Acted;
                 }
                 let mut changes = diff(d, &user.attributes, true);
-                let disabled_by_us = input
-                    .managed
-                    .get(&d.anchor)
-                    .is_some_and(|m| m.disabled_at.is_some());
-                if !user.enabled && disabled_by_us && !d.attributes.contains_key("accountEnabled")
-                {
+                let disabled_by_us = managed.is_some_and(|m| m.disabled_at.is_some());
+                if !user.enabled && disabled_by_us && !d.attributes.contains_key("accountEnabled") {
                     // The source object is back: undo our own disable.
                     changes.push(AttributeChange {
                         attribute: "accountEnabled".into(),
@@ -456,68 +563,103 @@ pub fn plan_with(input: &PlanInput<'_>, options: &PlanOptions) -> SyncPlan {
                     });
                 }
                 if !changes.is_empty() {
-                    updates.push(Action::Update {
-                        anchor,
-                        dn: d.dn.clone(),
-                        id: user.id.clone(),
-                        changes,
-                    });
+                    self.updates.push((
+                        key(),
+                        Action::Update {
+                            anchor: d.anchor.to_immutable_id(),
+                            dn: d.dn.clone(),
+                            id: user.id.clone(),
+                            changes,
+                        },
+                    ));
+                    planned = Planned::Acted;
                 }
+                planned
             }
         }
     }
-    if options.source_complete {
-        let mut gone: Vec<(&Anchor, &TargetUser, &Managed)> = input
-            .target
-            .iter()
-            .filter_map(|u| {
-                let a = u.anchor.as_ref()?;
-                let m = input.managed.get(a)?;
-                (!u.deleted && !wanted.contains(a)).then_some((a, u, m))
-            })
-            .collect();
-        gone.sort_by(|x, y| x.0.cmp(y.0));
-        for (anchor, user, m) in gone {
-            let a = anchor.to_immutable_id();
-            let id = user.id.clone();
-            match options.delete_mode {
-                DeleteMode::DisableThenDelete if user.enabled => {
-                    removals.push(Action::Disable { anchor: a, id })
-                }
-                DeleteMode::DisableThenDelete => {
-                    let due = m
-                        .disabled_at
-                        .is_some_and(|t| t + i64::from(options.delete_after_days) * 86_400 <= now);
-                    if due {
-                        removals.push(Action::Delete { anchor: a, id });
-                    } else {
-                        kept.push(a);
+
+    /// Forgets what [`add`](Self::add) planned for `anchor` (a source that returned the same
+    /// object twice: the later entry wins).
+    pub(crate) fn retract(&mut self, anchor: &Anchor) {
+        self.set_wanted(anchor, false);
+        self.creates.retain(|(a, _)| a != anchor);
+        self.updates.retain(|(a, _)| a != anchor);
+        self.errors.retain(|(a, _)| a != anchor);
+    }
+
+    /// The plan: what was added, then the removals of managed users whose source object is
+    /// not wanted (`managed` says which users the state store manages). `sort` orders the
+    /// creates, updates and errors by anchor, as if the objects had been added in that order.
+    pub(crate) fn finish(
+        self,
+        managed: impl Fn(&Anchor) -> Option<Managed>,
+        sort: bool,
+    ) -> SyncPlan {
+        let Planner {
+            options,
+            now,
+            target,
+            wanted,
+            mut creates,
+            mut updates,
+            mut errors,
+            ..
+        } = self;
+        if sort {
+            creates.sort_by(|x, y| x.0.cmp(&y.0));
+            updates.sort_by(|x, y| x.0.cmp(&y.0));
+            errors.sort_by(|x, y| x.0.cmp(&y.0));
+        }
+        let mut removals = Vec::new();
+        let mut kept = Vec::new();
+        if options.source_complete {
+            let mut gone: Vec<(&Anchor, &TargetUser, Managed)> = target
+                .iter()
+                .zip(&wanted)
+                .filter_map(|(u, &wanted)| {
+                    let a = u.anchor.as_ref()?;
+                    let m = managed(a)?;
+                    (!u.deleted && !wanted).then_some((a, u, m))
+                })
+                .collect();
+            gone.sort_by(|x, y| x.0.cmp(y.0));
+            for (anchor, user, m) in gone {
+                let a = anchor.to_immutable_id();
+                let id = user.id.clone();
+                match options.delete_mode {
+                    DeleteMode::DisableThenDelete if user.enabled => {
+                        removals.push(Action::Disable { anchor: a, id })
                     }
+                    DeleteMode::DisableThenDelete => {
+                        let due = m.disabled_at.is_some_and(|t| {
+                            t + i64::from(options.delete_after_days) * 86_400 <= now
+                        });
+                        if due {
+                            removals.push(Action::Delete { anchor: a, id });
+                        } else {
+                            kept.push(a);
+                        }
+                    }
+                    DeleteMode::Delete => removals.push(Action::Delete { anchor: a, id }),
+                    DeleteMode::Report => kept.push(a),
                 }
-                DeleteMode::Delete => removals.push(Action::Delete { anchor: a, id }),
-                DeleteMode::Report => kept.push(a),
             }
         }
-    }
-    let mut actions = creates;
-    actions.extend(updates);
-    actions.extend(removals);
-    SyncPlan {
-        version: PLAN_VERSION,
-        managed_in_target: input
-            .target
-            .iter()
-            .filter(|u| {
-                u.anchor
-                    .as_ref()
-                    .is_some_and(|a| input.managed.contains_key(a))
-                    && !u.deleted
-            })
-            .count(),
-        actions,
-        errors,
-        kept,
-        binding: None,
+        let mut actions: Vec<Action> = creates.into_iter().map(|(_, a)| a).collect();
+        actions.extend(updates.into_iter().map(|(_, a)| a));
+        actions.extend(removals);
+        SyncPlan {
+            version: PLAN_VERSION,
+            managed_in_target: target
+                .iter()
+                .filter(|u| u.anchor.as_ref().is_some_and(|a| managed(a).is_some()) && !u.deleted)
+                .count(),
+            actions,
+            errors: errors.into_iter().map(|(_, e)| e).collect(),
+            kept,
+            binding: None,
+        }
     }
 }
 

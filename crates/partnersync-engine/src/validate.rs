@@ -37,7 +37,8 @@ pub(crate) fn check(d: &DesiredObject, creating: bool, options: &PlanOptions) ->
     let mut problems = Vec::new();
     for (name, values) in &d.attributes {
         if let Some((_, max)) = MAX_LENGTH.iter().find(|(n, _)| n == name) {
-            if let Some(v) = values.first() {
+            // A value is at least as many bytes long as it has characters.
+            if let Some(v) = values.first().filter(|v| v.len() > *max) {
                 let len = v.chars().count();
                 if len > *max {
                     problems.push(format!(
@@ -115,9 +116,9 @@ fn upn_problem(upn: &str, verified: Option<&[String]>) -> Option<String> {
             "userPrincipalName {upn:?}: the part before @ cannot start or end with a dot or contain two dots in a row"
         ));
     }
-    if let Some(domains) = verified {
-        let domain = domain.to_ascii_lowercase();
-        if !domains.is_empty() && !domains.iter().any(|d| d.eq_ignore_ascii_case(&domain)) {
+    if let Some(domains) = verified.filter(|d| !d.is_empty()) {
+        if !domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
+            let domain = domain.to_ascii_lowercase();
             return Some(format!(
                 "userPrincipalName {upn:?} is in {domain}, which is not a verified domain of the tenant (verified: {}); add the domain in Entra ID or change the UPN rule",
                 domains.join(", ")
