@@ -316,21 +316,28 @@ mod tests {
     fn separate_pkcs1_key_file_and_mismatches() {
         let cert = fixture("tests/fixtures/unregistered-app-cert.pem");
         let key = fixture("tests/fixtures/unregistered-app-key.pem");
+        let emulator = emulator_pem();
         assert!(ClientCertificate::load(&cert, Some(&key)).is_ok());
-        // Certificate without a key.
-        let e = ClientCertificate::load(&cert, None).expect_err("no key");
-        assert!(e.to_string().contains("has no private key"), "{e}");
-        // The emulator's key with the other certificate.
-        let e = ClientCertificate::load(&cert, Some(&emulator_pem())).expect_err("mismatch");
-        assert!(e.to_string().contains("does not belong"), "{e}");
-        // A key file as the certificate.
-        let e = ClientCertificate::load(&key, None).expect_err("no cert");
-        assert!(e.to_string().contains("BEGIN CERTIFICATE"), "{e}");
-        let e = ClientCertificate::load(Path::new("/nonexistent/app.pem"), None).expect_err("io");
-        assert!(e.to_string().contains("/nonexistent/app.pem"), "{e}");
-        // Key material never shows up in errors.
-        for e in [e] {
-            assert!(!e.to_string().contains("MII"));
+        let failing: [(&Path, Option<&Path>, &str); 4] = [
+            // Certificate without a key.
+            (&cert, None, "has no private key"),
+            // The emulator's key with the other certificate.
+            (&cert, Some(&emulator), "does not belong"),
+            // A key file given as the certificate.
+            (&key, None, "BEGIN CERTIFICATE"),
+            (
+                Path::new("/nonexistent/app.pem"),
+                None,
+                "/nonexistent/app.pem",
+            ),
+        ];
+        for (c, k, expected) in failing {
+            let e = ClientCertificate::load(c, k)
+                .expect_err(expected)
+                .to_string();
+            assert!(e.contains(expected), "{e}");
+            // Key material never shows up in errors.
+            assert!(!e.contains("MII"), "{e}");
         }
     }
 

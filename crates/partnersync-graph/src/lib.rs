@@ -1,15 +1,19 @@
 //! [`TargetDirectory`] over Microsoft Graph with `graph-rs-sdk` 3.0.1.
 //!
 //! [`GraphTarget`] lists the users partnersync manages (those with an
-//! `onPremisesImmutableId`, soft-deleted ones included), finds one by anchor, and applies
-//! creates, updates, disables, soft deletes, restores and permanent deletes, one result per
-//! operation with Graph's own error code and message.
+//! `onPremisesImmutableId`, soft-deleted ones included), finds one by anchor or (soft match)
+//! by UPN or mail, reports what changed in the tenant since a cookie (Graph delta), and
+//! applies creates (direct, by invitation, or by converting an internal user to B2B in
+//! place), updates, disables, soft deletes, restores and permanent deletes, one result per
+//! operation with Graph's own error code and message. [`GraphTarget::check`] says whether the
+//! configured app can sync the tenant at all.
 //!
 //! Two decisions shape the crate:
 //!
 //! * **One transport layer.** Every request — reads, writes, paging — goes through
 //!   `transport::Transport`: a write-rate token bucket (default 20 writes/s, Graph's
-//!   3,000 per 150 s), bounded concurrency, `Retry-After` honoured to the millisecond,
+//!   3,000 per 150 s) that slows down on Graph's early warning
+//!   (`x-ms-throttle-limit-percentage`) and on 429s and recovers after, bounded concurrency, `Retry-After` honoured to the millisecond,
 //!   exponential backoff with jitter for 5xx and dropped connections, and a retry budget so a
 //!   dead tenant fails fast. graph-rs-sdk's own retry layers are not used (graph.md §5.7), and
 //!   its `paging()` is not used either because it drops `ConsistencyLevel` after page one
@@ -18,9 +22,11 @@
 //!   status and parses the whole error body, `details` included, so a conflict names the
 //!   property that conflicted.
 //!
-//! Tokens come from the client-credentials grant, cached and refreshed five minutes before
-//! expiry, through graph-core's `ClientApplication`. The secret is read from an environment
-//! variable or a file, never from argv, and never appears in `Debug` output or errors.
+//! Tokens come from the client-credentials grant — with a client secret or a certificate
+//! (signed client assertion) — cached and refreshed five minutes before expiry, through
+//! graph-core's `ClientApplication`. The secret is read from an environment variable or a
+//! file, never from argv; secrets and private keys never appear in `Debug` output or errors.
+//! [`GraphConfig::from_toml_value`] reads the `[target]` table of the configuration file.
 //!
 //! ```no_run
 //! use partnersync_graph::{DomainKind, GraphConfig, GraphTarget, SecretSource, VerifiedDomain};
