@@ -20,10 +20,10 @@
 //!
 //! The allocator is mimalloc, as in the `partnersync` binary.
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod fixture;
+
+#[global_allocator]
+static GLOBAL: fixture::CountingAlloc = fixture::CountingAlloc;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -51,6 +51,7 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "setup" => setup(n, Path::new(dir)),
         "measure" => measure(n, Path::new(dir)),
+        "reference" => reference(n),
         other => Err(format!("unknown command {other:?}; use setup or measure")),
     };
     match result {
@@ -94,6 +95,52 @@ fn setup(n: u64, dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// What the fixtures cost on their own: a full read of the in-memory source into a sink
+/// that drops every entry, and the target's listing of managed users.
+fn reference(n: u64) -> Result<(), String> {
+    struct Drop(usize);
+    impl partnersync_source::EntrySink for Drop {
+        fn entry(
+            &mut self,
+            _: partnersync_core::Entry,
+        ) -> Result<(), partnersync_source::SinkError> {
+            self.0 += 1;
+            Ok(())
+        }
+        fn deleted(
+            &mut self,
+            _: partnersync_core::Anchor,
+        ) -> Result<(), partnersync_source::SinkError> {
+            Ok(())
+        }
+    }
+    let rules = fixture::rules();
+    let (source, target) = fixture::in_sync(&rules, n);
+    let base = fixture::heap_mib();
+    println!("fixtures_heap_mib {base:.0}");
+    println!("fixtures_rss_mib {:.0}", fixture::rss_mib());
+    fixture::reset_peaks();
+    let t = Instant::now();
+    let mut sink = Drop(0);
+    block_on(partnersync_source::SourceDirectory::full_read(
+        &source, &mut sink,
+    ))
+    .map_err(|e| e.to_string())?;
+    println!("source_read_s {:.2}", t.elapsed().as_secs_f64());
+    println!(
+        "source_read_heap_peak_over_fixtures_mib {:.0}",
+        fixture::heap_peak_mib() - base
+    );
+    fixture::reset_peaks();
+    let t = Instant::now();
+    let listing = block_on(partnersync_target::TargetDirectory::list_managed(&target))
+        .map_err(|e| e.to_string())?;
+    println!("target_list_s {:.2}", t.elapsed().as_secs_f64());
+    println!("target_list_users {}", listing.len());
+    println!("target_list_heap_mib {:.0}", fixture::heap_mib() - base);
+    Ok(())
+}
+
 fn measure(n: u64, dir: &Path) -> Result<(), String> {
     let rules = fixture::rules();
     let t = Instant::now();
@@ -109,27 +156,43 @@ fn measure(n: u64, dir: &Path) -> Result<(), String> {
     }
     println!("entries {n}");
     println!("state_objects {objects}");
+    let fixtures_heap = fixture::heap_mib();
+    println!("fixtures_heap_mib {fixtures_heap:.0}");
     println!("fixtures_rss_mib {:.0}", fixture::rss_mib());
-    // From here on, VmHWM is the peak of the cycle (with the fixtures resident).
-    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    // From here on, VmHWM and the heap peak are the cycle's (with the fixtures resident).
+    let reset = fixture::reset_peaks();
     println!("peak_reset {}", if reset { "yes" } else { "no" });
 
     let options = fixture::full_cycle();
-    let t = Instant::now();
+    let (t, cpu, all_cpu) = (
+        Instant::now(),
+        fixture::thread_cpu_s(),
+        fixture::process_cpu_s(),
+    );
     let prepared = block_on(prepare_cycle(
         &source, &target, &rules, &mut state, &options,
     ))
     .map_err(|e| e.to_string())?;
     let prepare_s = t.elapsed().as_secs_f64();
+    let prepare_cpu_s = fixture::thread_cpu_s() - cpu;
     println!("prepare_s {prepare_s:.2}");
+    println!("prepare_cpu_s {prepare_cpu_s:.2}");
+    println!(
+        "prepare_all_threads_cpu_s {:.2}",
+        fixture::process_cpu_s() - all_cpu
+    );
     println!("prepare_peak_rss_mib {:.0}", fixture::peak_rss_mib());
+    println!(
+        "prepare_heap_peak_over_fixtures_mib {:.0}",
+        fixture::heap_peak_mib() - fixtures_heap
+    );
     println!("mode {}", prepared.mode);
     println!("source_entries {}", prepared.source_entries);
     println!("planned_actions {}", prepared.plan.actions.len());
     println!("planned_errors {}", prepared.plan.errors.len());
 
     target.clear_log();
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), fixture::thread_cpu_s());
     let report = block_on(execute_cycle(
         prepared,
         &target,
@@ -139,9 +202,16 @@ fn measure(n: u64, dir: &Path) -> Result<(), String> {
     ))
     .map_err(|e| e.to_string())?;
     let execute_s = t.elapsed().as_secs_f64();
+    let execute_cpu_s = fixture::thread_cpu_s() - cpu;
     println!("execute_s {execute_s:.2}");
+    println!("execute_cpu_s {execute_cpu_s:.2}");
     println!("cycle_s {:.2}", prepare_s + execute_s);
+    println!("cycle_cpu_s {:.2}", prepare_cpu_s + execute_cpu_s);
     println!("cycle_peak_rss_mib {:.0}", fixture::peak_rss_mib());
+    println!(
+        "cycle_heap_peak_over_fixtures_mib {:.0}",
+        fixture::heap_peak_mib() - fixtures_heap
+    );
     println!("writes_attempted {}", report.attempted);
     println!("target_log_writes {}", target.log().len());
     Ok(())
