@@ -718,19 +718,70 @@ impl RowDigest {
     }
 }
 
-/// The attributes [`exported_row`] records for `d`, serialised as the state store stores
-/// them (`serde_json` of the map), without building the map.
-struct ExportedJson<'a>(&'a DesiredObject);
-
-impl serde::Serialize for ExportedJson<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let d = self.0;
-        s.collect_map(
-            d.attributes
-                .iter()
-                .filter(|(k, _)| !d.apply_once.contains(*k)),
-        )
+/// Writes the attributes [`exported_row`] records for `d` into `out` exactly as the state
+/// store stores them (`serde_json` of the map: keys in order, no spaces, `serde_json`'s
+/// escapes), without building the map; checked against `serde_json` in the tests.
+fn write_exported_json(d: &DesiredObject, out: &mut Vec<u8>) {
+    fn string(s: &str, out: &mut Vec<u8>) {
+        out.push(b'"');
+        let bytes = s.as_bytes();
+        // Almost no value needs an escape: check them all at once (no early exit, so the
+        // compiler can vectorise it), then copy.
+        let plain = !bytes.iter().fold(false, |any, &b| {
+            any | (b < 0x20) | (b == b'"') | (b == b'\\')
+        });
+        if plain {
+            out.extend_from_slice(bytes);
+            out.push(b'"');
+            return;
+        }
+        let mut start = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            let escape: &[u8] = match b {
+                b'"' => b"\\\"",
+                b'\\' => b"\\\\",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                b'\t' => b"\\t",
+                0x08 => b"\\b",
+                0x0c => b"\\f",
+                0x00..=0x1f => b"",
+                _ => continue,
+            };
+            out.extend_from_slice(&bytes[start..i]);
+            if escape.is_empty() {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
+            } else {
+                out.extend_from_slice(escape);
+            }
+            start = i + 1;
+        }
+        out.extend_from_slice(&bytes[start..]);
+        out.push(b'"');
     }
+    out.push(b'{');
+    let mut first = true;
+    for (name, values) in &d.attributes {
+        if d.apply_once.contains(name) {
+            continue;
+        }
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+        string(name, out);
+        out.extend_from_slice(b":[");
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            string(v, out);
+        }
+        out.push(b']');
+    }
+    out.push(b'}');
 }
 
 /// What a full cycle keeps of each managed object while the source streams in.
@@ -744,6 +795,8 @@ struct KnownRow {
     /// read back whole. Rows never verified are read back at the end, so a corrupt row
     /// fails the cycle as it always did.
     verified: bool,
+    /// The source returned the object (in scope or not).
+    seen: bool,
 }
 
 /// The sink of a full cycle's source read: evaluates and plans each entry as it arrives and
@@ -757,10 +810,11 @@ struct FullPlanSink<'a> {
     known: FastMap<Anchor, KnownRow>,
     planner: Planner<'a>,
     entries: usize,
-    /// Hashes of the anchors seen so far: a source that returns an object twice is
-    /// planned by its later entry.
-    seen: HashSet<u64, foldhash::fast::RandomState>,
-    seen_hasher: foldhash::fast::RandomState,
+    /// Objects the source returned that the state does not know: per listed user bound to
+    /// them, and the others (with [`KnownRow::seen`], so that a source that returns an
+    /// object twice is planned by its later entry).
+    seen_listed: Vec<bool>,
+    seen_new: HashSet<Anchor, foldhash::fast::RandomState>,
     /// Objects with a write or an error (what `execute_cycle` records), and out-of-scope
     /// managed objects (they may be removed).
     desired: HashMap<Anchor, DesiredObject>,
@@ -776,16 +830,26 @@ struct FullPlanSink<'a> {
 
 /// [`RowDigest`] of the row [`exported_row`] gives for `d` bound to target id `id`, with
 /// `json` as scratch space.
-fn row_digest(digest: &RowDigest, id: &str, d: &DesiredObject, json: &mut Vec<u8>) -> Option<u128> {
+fn row_digest(digest: &RowDigest, id: &str, d: &DesiredObject, json: &mut Vec<u8>) -> u128 {
     json.clear();
-    serde_json::to_writer(&mut *json, &ExportedJson(d)).ok()?;
-    Some(digest.of(id, &d.dn, json))
+    write_exported_json(d, json);
+    digest.of(id, &d.dn, json)
 }
 
 impl FullPlanSink<'_> {
+    /// Whether the source returned the object before (and remembers that it has now).
+    fn seen_before(&mut self, anchor: &Anchor) -> bool {
+        if let Some(k) = self.known.get_mut(anchor) {
+            return std::mem::replace(&mut k.seen, true);
+        }
+        match self.planner.user_index(anchor) {
+            Some(i) => std::mem::replace(&mut self.seen_listed[i], true),
+            None => !self.seen_new.insert(anchor.clone()),
+        }
+    }
+
     fn place(&mut self, d: DesiredObject) {
-        use std::hash::BuildHasher;
-        if !self.seen.insert(self.seen_hasher.hash_one(&d.anchor)) {
+        if self.seen_before(&d.anchor) {
             self.retract(&d.anchor);
         }
         let known = self.known.get_mut(&d.anchor);
@@ -824,7 +888,7 @@ impl FullPlanSink<'_> {
                 continue;
             };
             let row = row_digest(self.digest, &u.id, d, &mut self.json);
-            if row == Some(k.digest) {
+            if row == k.digest {
                 k.verified = true;
             } else {
                 self.unsure
@@ -887,6 +951,7 @@ async fn full(
             disabled_at: o.disabled_at,
             in_scope: false,
             verified: false,
+            seen: false,
         };
         known.insert(anchor, row);
         Ok(())
@@ -902,8 +967,8 @@ async fn full(
         known,
         planner: Planner::new(&listing, &options.plan),
         entries: 0,
-        seen: HashSet::default(),
-        seen_hasher: Default::default(),
+        seen_listed: vec![false; listing.len()],
+        seen_new: HashSet::default(),
         desired: HashMap::new(),
         deferred: Vec::new(),
         untracked: Vec::new(),
@@ -1732,6 +1797,31 @@ mod streaming_full_cycle {
             proptest::collection::vec(rows, 0..12),
             (any::<bool>(), 0u8..3, prop::bool::weighted(0.8)),
         )
+    }
+
+    proptest! {
+        #[test]
+        fn exported_json_is_spelled_as_serde_json_spells_it(
+            attributes in proptest::collection::btree_map(
+                "[a-zA-Z\"\\\\\\x00-\\x1f\\x7fé€😀 ]{0,6}",
+                proptest::collection::vec("[a-z\"\\\\\\x00-\\x1f\\x7fé€😀 ]{0,6}", 0..3),
+                0..5,
+            ),
+            once in proptest::collection::btree_set("[a-zA-Z]{0,2}", 0..3),
+        ) {
+            let d = DesiredObject {
+                anchor: anchor(1),
+                dn: String::new(),
+                in_scope: true,
+                attributes,
+                apply_once: once,
+                errors: Vec::new(),
+            };
+            let mut ours = Vec::new();
+            write_exported_json(&d, &mut ours);
+            let row = exported_row(&d.anchor, "id", &d, None);
+            prop_assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(&row.exported).unwrap());
+        }
     }
 
     fn sorted<T: Ord + Clone>(v: &[T]) -> Vec<T> {

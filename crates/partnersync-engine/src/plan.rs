@@ -384,7 +384,7 @@ pub(crate) struct Planner<'a> {
     /// The last listed user bound to each anchor (its index in `target`).
     by_anchor: HashMap<&'a Anchor, usize, foldhash::fast::RandomState>,
     /// Anchors bound to more than one listed user: all of them, in listing order.
-    shared: HashMap<&'a Anchor, Vec<usize>>,
+    shared: HashMap<&'a Anchor, Vec<usize>, foldhash::fast::RandomState>,
     /// Per listed user: whether its source object is wanted.
     wanted: Vec<bool>,
     creates: Vec<(Anchor, Action)>,
@@ -396,7 +396,7 @@ impl<'a> Planner<'a> {
     /// A planner against `target`, the users the objects map to (by anchor) as they are now.
     pub(crate) fn new(target: &'a [TargetUser], options: &'a PlanOptions) -> Self {
         let mut by_anchor = HashMap::with_capacity_and_hasher(target.len(), Default::default());
-        let mut shared: HashMap<&Anchor, Vec<usize>> = HashMap::new();
+        let mut shared: HashMap<&Anchor, Vec<usize>, _> = HashMap::default();
         for (i, u) in target.iter().enumerate() {
             let Some(a) = &u.anchor else { continue };
             if let Some(before) = by_anchor.insert(a, i) {
@@ -423,21 +423,31 @@ impl<'a> Planner<'a> {
 
     /// The indexes in `target` of the users bound to `anchor`, in listing order.
     pub(crate) fn users_of(&self, anchor: &Anchor) -> &[usize] {
-        match (self.shared.get(anchor), self.by_anchor.get(anchor)) {
-            (Some(all), _) => all,
-            (None, Some(one)) => std::slice::from_ref(one),
-            (None, None) => &[],
+        let Some(last) = self.by_anchor.get(anchor) else {
+            return &[];
+        };
+        match self.shared.get(anchor) {
+            Some(all) => all,
+            None => std::slice::from_ref(last),
         }
     }
 
+    /// The index in `target` of the (last) listed user bound to `anchor`.
+    pub(crate) fn user_index(&self, anchor: &Anchor) -> Option<usize> {
+        self.by_anchor.get(anchor).copied()
+    }
+
     fn set_wanted(&mut self, anchor: &Anchor, wanted: bool) {
-        let users = match (self.shared.get(anchor), self.by_anchor.get(anchor)) {
-            (Some(all), _) => all.as_slice(),
-            (None, Some(one)) => std::slice::from_ref(one),
-            (None, None) => &[],
+        let Some(&last) = self.by_anchor.get(anchor) else {
+            return;
         };
-        for &i in users {
-            self.wanted[i] = wanted;
+        match self.shared.get(anchor) {
+            Some(all) => {
+                for &i in all {
+                    self.wanted[i] = wanted;
+                }
+            }
+            None => self.wanted[last] = wanted,
         }
     }
 
