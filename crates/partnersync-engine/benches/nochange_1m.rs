@@ -51,7 +51,7 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "setup" => setup(n, Path::new(dir)),
         "measure" => measure(n, Path::new(dir)),
-        "reference" => reference(n),
+        "reference" => reference(n, Some(Path::new(dir))),
         other => Err(format!("unknown command {other:?}; use setup or measure")),
     };
     match result {
@@ -95,9 +95,9 @@ fn setup(n: u64, dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// What the fixtures cost on their own: a full read of the in-memory source into a sink
-/// that drops every entry, and the target's listing of managed users.
-fn reference(n: u64) -> Result<(), String> {
+/// What the parts cost on their own: a full read of the in-memory source into a sink that
+/// drops every entry, the target's listing of managed users, and a scan of the state file.
+fn reference(n: u64, dir: Option<&Path>) -> Result<(), String> {
     struct Drop(usize);
     impl partnersync_source::EntrySink for Drop {
         fn entry(
@@ -138,6 +138,20 @@ fn reference(n: u64) -> Result<(), String> {
     println!("target_list_s {:.2}", t.elapsed().as_secs_f64());
     println!("target_list_users {}", listing.len());
     println!("target_list_heap_mib {:.0}", fixture::heap_mib() - base);
+    drop(listing);
+    if let Some(dir) = dir {
+        let state = SqliteStateStore::open(&dir.join("state.db")).map_err(|e| e.to_string())?;
+        let t = Instant::now();
+        let mut rows = 0usize;
+        state
+            .scan_objects(&mut |_| {
+                rows += 1;
+                Ok(())
+            })
+            .map_err(|e| e.to_string())?;
+        println!("state_scan_s {:.2}", t.elapsed().as_secs_f64());
+        println!("state_scan_rows {rows}");
+    }
     Ok(())
 }
 
