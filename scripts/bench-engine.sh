@@ -57,6 +57,7 @@ plan() {
   printf '  %-52s %12s s %14s\n' "  the same, main thread CPU time" "$cpu" ""
   printf '  %-52s %12s s %14s\n' "  of which in-memory target: list_managed alone" "$(value target_list_s "$DIR/plan-reference.txt")" ""
   printf '  %-52s %12s s %14s\n' "  of which in-memory source: full_read alone" "$(value source_read_s "$DIR/plan-reference.txt")" ""
+  printf '  %-52s %12s s %14s\n' "  of which SQLite: scanning the state file alone" "$(value state_scan_s "$DIR/plan-reference.txt")" ""
   printf '  %-52s %12s s %14s\n' "execute_cycle (guard, no writes, record)" "$(value execute_s "$out")" ""
   printf '  %-52s %10s MiB %10s MiB  %s\n' "peak RSS of the process (fixtures included)" "$rss" "< 1536" "$(verdict "$rss < 1536")"
   printf '  %-52s %10s MiB %14s\n' "  resident before the cycle (source + target fixtures)" "$fix_rss" ""
