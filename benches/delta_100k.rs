@@ -25,16 +25,21 @@
 //!
 //! For each cycle it prints `key value` lines: wall time, mode, the entries and deletions
 //! the LDAP source passed on (counted between `LdapSource` and the engine), target changes
-//! seen, writes attempted and failed, userType changes, and the writes the emulator
-//! answered (its operation log: `$batch` items and single requests that create, change or
-//! delete users).
+//! seen, writes attempted (and how many of them retry an earlier failure) and failed,
+//! userType changes, and the writes the emulator answered (its operation log: `$batch`
+//! items and single requests that create, change or delete users).
+//!
+//! slapd's `entryUUID`s are time-based (version 1) UUIDs, so a few of their base64 forms
+//! differ only in letter case; `onPremisesImmutableId` is unique regardless of case, so
+//! those creates fail with a conflict (`*_immutable_id_conflicts`) and every later cycle
+//! retries them (`*_writes_retried`).
 //!
 //! The allocator is mimalloc, as in the `partnersync` binary.
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -42,7 +47,7 @@ use std::time::Instant;
 
 use partnersync_core::{Anchor, Entry};
 
-use partnersync_engine::{run_cycle, CycleOptions, PlanOptions, SqliteStateStore};
+use partnersync_engine::{run_cycle, CycleOptions, PlanOptions, SqliteStateStore, StateStore};
 use partnersync_graph::{
     DomainKind, EndpointOverride, GraphConfig, GraphTarget, SecretSource, TransportConfig,
     VerifiedDomain,
@@ -330,6 +335,13 @@ impl Cycle<'_> {
     async fn run(&mut self, name: &str, target: &GraphTarget) -> BenchResult<()> {
         self.emu.admin().clear_operations();
         self.source.take();
+        // Objects whose last write failed: the cycle retries them.
+        let retry: HashSet<String> = self
+            .state
+            .pending()?
+            .into_iter()
+            .map(|p| p.anchor)
+            .collect();
         let started = Instant::now();
         let report = run_cycle(self.source, target, self.rules, self.state, self.options).await?;
         let secs = started.elapsed().as_secs_f64();
@@ -342,7 +354,20 @@ impl Cycle<'_> {
         println!("{name}_ldap_deleted {ldap_deleted}");
         println!("{name}_target_changes {}", report.target_changes);
         println!("{name}_writes {}", report.attempted);
+        let retried = report
+            .plan
+            .actions
+            .iter()
+            .filter(|a| retry.contains(a.anchor()))
+            .count();
+        println!("{name}_writes_retried {retried}");
         println!("{name}_failures {}", report.failures.len());
+        let conflicts = report
+            .failures
+            .iter()
+            .filter(|(_, e)| e.to_string().contains("onPremisesImmutableId"))
+            .count();
+        println!("{name}_immutable_id_conflicts {conflicts}");
         println!("{name}_user_type_changes {}", counts.user_type_changes);
         println!("{name}_creates {}", counts.creates);
         println!("{name}_updates {}", counts.updates);
