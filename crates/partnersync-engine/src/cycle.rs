@@ -1271,7 +1271,7 @@ pub async fn execute_cycle(
     let mut stopped = None;
     let mut interrupted = false;
     let indexed: Vec<(usize, &Action)> = actions.iter().enumerate().collect();
-    for chunk in indexed.chunks(batch_size) {
+    for chunk in batches(&indexed, batch_size) {
         if hooks.cancel.load(Ordering::SeqCst) {
             interrupted = true;
             break;
@@ -1428,6 +1428,30 @@ pub async fn execute_cycle(
         interrupted,
         run_id,
     ))
+}
+
+/// Splits the actions into target batches of at most `size`, never putting two actions on
+/// the same object in one batch: a target may run a batch's operations in any order (Graph's
+/// `$batch` runs them in parallel), and a restore must land before the update that follows.
+fn batches<'a, 'b>(
+    actions: &'b [(usize, &'a Action)],
+    size: usize,
+) -> Vec<&'b [(usize, &'a Action)]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut seen: HashSet<&str> = HashSet::new();
+    for (i, (_, a)) in actions.iter().enumerate() {
+        if i - start == size || seen.contains(a.anchor()) {
+            out.push(&actions[start..i]);
+            start = i;
+            seen.clear();
+        }
+        seen.insert(a.anchor());
+    }
+    if start < actions.len() {
+        out.push(&actions[start..]);
+    }
+    out
 }
 
 fn report(

@@ -708,3 +708,76 @@ fn a_saved_plan_is_applied_exactly_or_refused_when_stale() {
     assert!(err.to_string().contains("state generation"), "{err}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// A target that runs each call's operations in reverse order, as Graph's `$batch` may
+/// run them in any order.
+struct AnyOrder(InMemoryTarget);
+
+#[async_trait::async_trait]
+impl TargetDirectory for AnyOrder {
+    async fn list_managed(&self) -> Result<Vec<TargetUser>, partnersync_target::TargetError> {
+        self.0.list_managed().await
+    }
+    async fn find_by_anchor(
+        &self,
+        anchor: &Anchor,
+    ) -> Result<Option<TargetUser>, partnersync_target::TargetError> {
+        self.0.find_by_anchor(anchor).await
+    }
+    async fn find_by(
+        &self,
+        attribute: &str,
+        value: &str,
+    ) -> Result<Vec<TargetUser>, partnersync_target::TargetError> {
+        self.0.find_by(attribute, value).await
+    }
+    async fn delta_cookie(&self) -> Result<String, partnersync_target::TargetError> {
+        self.0.delta_cookie().await
+    }
+    async fn changes_since(
+        &self,
+        cookie: &str,
+    ) -> Result<partnersync_target::TargetChanges, partnersync_target::TargetError> {
+        self.0.changes_since(cookie).await
+    }
+    async fn apply(
+        &self,
+        operations: &[Operation],
+    ) -> Vec<Result<partnersync_target::OperationOutcome, partnersync_target::TargetError>> {
+        let reversed: Vec<Operation> = operations.iter().rev().cloned().collect();
+        let mut results = self.0.apply(&reversed).await;
+        results.reverse();
+        results
+    }
+}
+
+#[test]
+fn a_restore_and_the_update_after_it_never_share_a_batch() {
+    let rules = RuleSet::from_toml_str(RULES).unwrap();
+    let source = source_of(10);
+    let target = AnyOrder(InMemoryTarget::new());
+    let (mut st, dir) = state("order");
+    let delete_now = CycleOptions {
+        plan: partnersync_engine::PlanOptions {
+            delete_mode: partnersync_engine::DeleteMode::Delete,
+            ..Default::default()
+        },
+        ..CycleOptions::default()
+    };
+    block_on(run_cycle(&source, &target, &rules, &mut st, &delete_now)).unwrap();
+    source.delete(&anchor(3));
+    let r = block_on(run_cycle(&source, &target, &rules, &mut st, &delete_now)).unwrap();
+    assert_eq!(r.plan.counts().deletes, 1);
+    // It comes back changed: a restore and an update of the same user in one plan.
+    source.upsert(entry(3, "u3@partners.contoso.com"));
+    let r = block_on(run_cycle(&source, &target, &rules, &mut st, &delete_now)).unwrap();
+    let c = r.plan.counts();
+    assert_eq!((c.restores, c.updates), (1, 1), "{:?}", r.plan);
+    assert!(r.failures.is_empty(), "{:?}", r.failures);
+    let u = block_on(target.find_by_anchor(&anchor(3)))
+        .unwrap()
+        .unwrap();
+    assert!(!u.deleted);
+    assert_eq!(u.attributes["userType"], vec!["Guest".to_string()]);
+    std::fs::remove_dir_all(dir).ok();
+}
