@@ -3,11 +3,11 @@
 //! started in-process with its directory kept in a file, and a SQLite state file: read →
 //! evaluate → plan → guard → apply → record, printed for a person to read.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use partnersync_engine::{run_cycle, Action, CycleError, CycleOptions, SqliteStateStore};
+use partnersync_engine::{run_cycle, CycleError, CycleOptions, SqliteStateStore};
 use partnersync_graph::{
     DomainKind, EndpointOverride, GraphConfig, GraphTarget, SecretSource, VerifiedDomain,
 };
@@ -74,7 +74,7 @@ async fn demo(args: &DemoArgs) -> Result<ExitCode, String> {
     .await
     .map_err(|e| format!("cannot start the Graph emulator: {e}"))?;
     let secret_file = args.state_dir.join("client-secret");
-    write_private(&secret_file, &emulator.client_secret())?;
+    crate::sync::write_private(&secret_file, &emulator.client_secret())?;
     let mut graph = GraphConfig::new(
         emulator.tenant_id(),
         emulator.client_id(),
@@ -119,7 +119,8 @@ async fn demo(args: &DemoArgs) -> Result<ExitCode, String> {
         .map_err(|e| format!("stopping the emulator: {e}"))?;
     let code = match result {
         Ok(report) => {
-            print_plan(&report.plan);
+            println!();
+            crate::sync::print_plan(&report.plan);
             if args.staging {
                 println!("\nstaging: nothing was written.");
             } else {
@@ -155,68 +156,4 @@ async fn demo(args: &DemoArgs) -> Result<ExitCode, String> {
         }
     };
     Ok(code)
-}
-
-fn print_plan(plan: &partnersync_engine::SyncPlan) {
-    let c = plan.counts();
-    println!(
-        "\nplan: {} create, {} update ({} userType change), {} restore, {} disable, {} delete, {} object(s) in error",
-        c.creates, c.updates, c.user_type_changes, c.restores, c.disables, c.deletes, c.errors
-    );
-    for action in &plan.actions {
-        match action {
-            Action::Create { dn, attributes, .. } => {
-                let ut = attributes
-                    .get("userType")
-                    .and_then(|v| v.first())
-                    .map_or("-", String::as_str);
-                let upn = attributes
-                    .get("userPrincipalName")
-                    .and_then(|v| v.first())
-                    .map_or("-", String::as_str);
-                println!("  + create  {upn:<40} userType={ut:<6} {dn}");
-            }
-            Action::Update { dn, changes, .. } => {
-                let mark = if action.changes_user_type() {
-                    "  ~ update  (userType change!)"
-                } else {
-                    "  ~ update "
-                };
-                println!("{mark} {dn}");
-                for ch in changes {
-                    println!("      {}: {:?} -> {:?}", ch.attribute, ch.old, ch.new);
-                }
-            }
-            Action::Adopt { dn, matched_on, .. } => {
-                println!("  = adopt   {dn} (soft match on {matched_on})")
-            }
-            Action::Restore { dn, .. } => println!("  ^ restore {dn}"),
-            Action::Disable { anchor, .. } => {
-                println!("  - disable {anchor} (no longer in the source)")
-            }
-            Action::Delete { anchor, .. } => {
-                println!("  x delete  {anchor} (no longer in the source)")
-            }
-        }
-    }
-    for e in &plan.errors {
-        println!("  ! error   {}: {}", e.dn, e.message);
-    }
-}
-
-/// Writes the emulator's (fake) client secret where only this user can read it, so the
-/// Graph target reads it from a file as it would a real one.
-fn write_private(path: &Path, secret: &str) -> Result<(), String> {
-    use std::io::Write as _;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    let mut f = options
-        .open(path)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    f.write_all(secret.as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }

@@ -303,7 +303,10 @@ fn demo_runs_the_whole_job_and_converges() {
 
     let (code, first) = demo();
     assert_eq!(code, Some(0), "{first}");
-    assert!(first.contains("plan: 12 create, 0 update"), "{first}");
+    assert!(
+        first.contains("plan: 12 create, 0 adopt, 0 update"),
+        "{first}"
+    );
     assert!(
         first.contains("ana.lopez@partners.contoso.com           userType=Guest"),
         "{first}"
@@ -333,7 +336,7 @@ fn demo_runs_the_whole_job_and_converges() {
     let (code, third) = demo();
     assert_eq!(code, Some(0), "{third}");
     assert!(
-        third.contains("plan: 0 create, 1 update (1 userType change)"),
+        third.contains("plan: 0 create, 0 adopt, 1 update (1 userType change)"),
         "{third}"
     );
     assert!(
