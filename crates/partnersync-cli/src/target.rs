@@ -28,7 +28,7 @@ pub enum TargetCommand {
 #[derive(Args)]
 pub struct CheckArgs {
     /// The configuration file (TOML) with a [target] table.
-    #[arg(long)]
+    #[arg(long, short = 'c', default_value = "partnersync.toml")]
     config: PathBuf,
     /// Print the report as one JSON object instead of text.
     #[arg(long)]
