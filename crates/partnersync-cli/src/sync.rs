@@ -512,17 +512,30 @@ fn eta(d: Option<Duration>) -> String {
 /// SIGINT / SIGTERM set the cancel flag: the batch in flight finishes and is recorded.
 fn install_signal_handlers(hooks: &CycleHooks, quiet: bool) {
     let cancel = hooks.cancel.clone();
+    // Registered now, not in the task: a signal that arrives before the task first runs
+    // must not kill the process with a batch unrecorded.
+    #[cfg(unix)]
+    let signals = {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(term), Ok(int)) => Some((term, int)),
+            _ => None,
+        }
+    };
     tokio::spawn(async move {
         #[cfg(unix)]
-        {
-            let Ok(mut term) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            else {
-                return;
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+        match signals {
+            Some((mut term, mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
             }
         }
         #[cfg(not(unix))]
@@ -531,7 +544,7 @@ fn install_signal_handlers(hooks: &CycleHooks, quiet: bool) {
         }
         cancel.store(true, Ordering::SeqCst);
         if !quiet {
-            eprintln!("stopping: finishing the batch in flight and recording state (signal again to force)");
+            eprintln!("stopping: finishing the batch in flight and recording state");
         }
     });
 }

@@ -97,6 +97,10 @@ pub async fn run_cli(args: impl IntoIterator<Item = String>) -> Result<(), Error
         println!("{USAGE}");
         return Ok(());
     };
+    // Signal handlers first: a caller may send SIGTERM as soon as it has read the
+    // startup line, and a signal before the handler exists would kill the process
+    // without saving its state.
+    let signals = Signals::install();
     let mut emu = Emulator::start(config).await?;
     {
         let mut out = std::io::stdout().lock();
@@ -108,7 +112,7 @@ pub async fn run_cli(args: impl IntoIterator<Item = String>) -> Result<(), Error
                 source,
             })?;
     }
-    wait_for_signal(&mut emu).await;
+    signals.wait(&mut emu).await;
     emu.shutdown().await
 }
 
@@ -126,13 +130,35 @@ pub fn run_cli_blocking(args: impl IntoIterator<Item = String>) -> Result<(), Er
     runtime.block_on(run_cli(args))
 }
 
-async fn wait_for_signal(emu: &mut crate::EmulatorHandle) {
+/// SIGTERM and SIGINT, registered before the emulator announces itself.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let term = signal(SignalKind::terminate());
-        let int = signal(SignalKind::interrupt());
-        if let (Ok(mut term), Ok(mut int)) = (term, int) {
+    unix: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let unix = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(term), Ok(int)) => Some((term, int)),
+                _ => None,
+            };
+            Signals { unix }
+        }
+        #[cfg(not(unix))]
+        {
+            Signals {}
+        }
+    }
+
+    async fn wait(self, emu: &mut crate::EmulatorHandle) {
+        #[cfg(unix)]
+        if let Some((mut term, mut int)) = self.unix {
             tokio::select! {
                 _ = term.recv() => {}
                 _ = int.recv() => {}
@@ -140,10 +166,10 @@ async fn wait_for_signal(emu: &mut crate::EmulatorHandle) {
             }
             return;
         }
-    }
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = emu.stopped() => {}
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = emu.stopped() => {}
+        }
     }
 }
 
