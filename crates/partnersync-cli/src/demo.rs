@@ -8,10 +8,6 @@ use std::process::ExitCode;
 
 use clap::Args;
 use partnersync_engine::{run_cycle, CycleError, CycleOptions, SqliteStateStore};
-use partnersync_graph::{
-    DomainKind, EndpointOverride, GraphConfig, GraphTarget, SecretSource, VerifiedDomain,
-};
-use partnersync_graph_emulator::{Emulator, EmulatorConfig};
 use partnersync_rules::RuleSet;
 
 #[derive(Args)]
@@ -31,16 +27,9 @@ pub struct DemoArgs {
 }
 
 pub fn run(args: DemoArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(demo(&args)) {
         Ok(code) => code,
@@ -65,44 +54,25 @@ async fn demo(args: &DemoArgs) -> Result<ExitCode, String> {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    std::fs::create_dir_all(&args.state_dir)
-        .map_err(|e| format!("cannot create {}: {e}", args.state_dir.display()))?;
-    let emulator = Emulator::start(EmulatorConfig {
-        state_file: Some(args.state_dir.join("graph-emulator.json")),
-        ..EmulatorConfig::default()
-    })
-    .await
-    .map_err(|e| format!("cannot start the Graph emulator: {e}"))?;
-    let secret_file = args.state_dir.join("client-secret");
-    crate::sync::write_private(&secret_file, &emulator.client_secret())?;
-    let mut graph = GraphConfig::new(
-        emulator.tenant_id(),
-        emulator.client_id(),
-        SecretSource::File(secret_file),
-    );
-    graph.endpoint = Some(EndpointOverride {
-        graph_url: emulator.graph_url(),
-        token_url: emulator.token_url(),
-    });
-    graph.verified_domains = vec![
-        VerifiedDomain {
-            name: "contoso.com".into(),
-            kind: DomainKind::Managed,
-        },
-        VerifiedDomain {
-            name: "partners.contoso.com".into(),
-            kind: DomainKind::Federated,
-        },
-    ];
-    let target =
-        GraphTarget::new(graph).map_err(|e| format!("cannot set up the Graph target: {e}"))?;
+    let directory = args.state_dir.join("graph-emulator.json");
+    let connected = crate::sync::start_emulator_target(
+        &directory,
+        crate::config::sample_domains(),
+        partnersync_graph::CreationMode::Direct,
+    )
+    .await?;
+    let graph_url = connected
+        .emulator
+        .as_ref()
+        .map(|e| e.graph_url())
+        .unwrap_or_default();
     let mut state =
         SqliteStateStore::open(&args.state_dir.join("state.db")).map_err(|e| e.to_string())?;
     println!("source:  {}", args.config.display());
     println!(
         "target:  local Microsoft Graph emulator at {} (directory kept in {})",
-        emulator.graph_url(),
-        args.state_dir.join("graph-emulator.json").display()
+        graph_url,
+        directory.display()
     );
     println!("state:   {}", state.path().display());
     let options = CycleOptions {
@@ -110,13 +80,17 @@ async fn demo(args: &DemoArgs) -> Result<ExitCode, String> {
         allow_deletes: args.allow_deletes,
         ..CycleOptions::default()
     };
-    let result = run_cycle(source.as_dyn(), &target, &rules, &mut state, &options).await;
+    let result = run_cycle(
+        source.as_dyn(),
+        &connected.target,
+        &rules,
+        &mut state,
+        &options,
+    )
+    .await;
     // Save the emulator's directory before printing the outcome, so a reader that goes away
     // early (`| head`) cannot lose what was written.
-    emulator
-        .shutdown()
-        .await
-        .map_err(|e| format!("stopping the emulator: {e}"))?;
+    connected.close().await?;
     let code = match result {
         Ok(report) => {
             println!();

@@ -90,6 +90,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// The async runtime the commands that talk to servers run on (two workers: the machine
+/// this runs on is usually small, and the work is I/O). A failure is reported and becomes
+/// exit code 1.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::from(1)
+        })
+}
+
 /// `partnersync rules explain ... | head` must end quietly when the reader goes away,
 /// not with a panic about a broken pipe.
 fn quiet_broken_pipe() {

@@ -159,16 +159,9 @@ pub fn run(cmd: SyncCommand) -> ExitCode {
     if let SyncCommand::Init { dir, force } = &cmd {
         return ExitCode::from(init(dir, *force));
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(exit::FAILED);
-        }
+        Err(code) => return code,
     };
     ExitCode::from(runtime.block_on(dispatch(cmd)))
 }
@@ -224,13 +217,14 @@ fn failed(msg: impl std::fmt::Display) -> u8 {
 }
 
 /// The target and, for the emulator, the running emulator to stop afterwards.
-struct Connected {
-    target: GraphTarget,
-    emulator: Option<EmulatorHandle>,
+pub(crate) struct Connected {
+    pub(crate) target: GraphTarget,
+    pub(crate) emulator: Option<EmulatorHandle>,
 }
 
 impl Connected {
-    async fn close(self) -> Result<(), String> {
+    /// Stops the emulator, if any, saving its directory.
+    pub(crate) async fn close(self) -> Result<(), String> {
         if let Some(e) = self.emulator {
             e.shutdown()
                 .await
@@ -267,58 +261,65 @@ async fn connect(loaded: &Loaded) -> Result<Connected, String> {
             state_file,
             domains,
             creation,
-        } => {
-            let dir = state_file
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from("."));
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            // The same port every run when it is free: change-feed links the emulator
-            // handed out name its address, and partnersync only follows links to the
-            // host it talks to.
-            let port_file = dir.join("emulator-port");
-            let port: u16 = std::fs::read_to_string(&port_file)
-                .ok()
-                .and_then(|t| t.trim().parse().ok())
-                .unwrap_or(0);
-            let start = |port: u16| {
-                Emulator::start(EmulatorConfig {
-                    listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-                    state_file: Some(state_file.clone()),
-                    ..EmulatorConfig::default()
-                })
-            };
-            let first = start(port).await;
-            let emulator = match first {
-                Err(_) if port != 0 => start(0).await,
-                other => other,
-            }
-            .map_err(|e| format!("cannot start the Graph emulator: {e}"))?;
-            if let Some(p) = url_port(&emulator.graph_url()) {
-                let _ = std::fs::write(&port_file, p.to_string());
-            }
-            let secret_file = dir.join("emulator-client-secret");
-            write_private(&secret_file, &emulator.client_secret())?;
-            let mut graph = GraphConfig::new(
-                emulator.tenant_id(),
-                emulator.client_id(),
-                SecretSource::File(secret_file),
-            );
-            graph.endpoint = Some(EndpointOverride {
-                graph_url: emulator.graph_url(),
-                token_url: emulator.token_url(),
-            });
-            graph.verified_domains = domains.clone();
-            graph.creation_mode = *creation;
-            let target = GraphTarget::new(graph)
-                .map_err(|e| format!("cannot set up the Graph target: {e}"))?;
-            Ok(Connected {
-                target,
-                emulator: Some(emulator),
-            })
-        }
+        } => start_emulator_target(state_file, domains.clone(), *creation).await,
     }
+}
+
+/// Starts the local Graph emulator in-process, its directory kept in `state_file`, and a
+/// [`GraphTarget`] talking to it with the emulator's app (the secret goes through a private
+/// file beside the directory, as a real one would).
+pub(crate) async fn start_emulator_target(
+    state_file: &Path,
+    domains: Vec<partnersync_graph::VerifiedDomain>,
+    creation: partnersync_graph::CreationMode,
+) -> Result<Connected, String> {
+    let dir = state_file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    // The same port every run when it is free: change-feed links the emulator handed out
+    // name its address, and partnersync only follows links to the host it talks to.
+    let port_file = dir.join("emulator-port");
+    let port: u16 = std::fs::read_to_string(&port_file)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0);
+    let start = |port: u16| {
+        Emulator::start(EmulatorConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            state_file: Some(state_file.to_path_buf()),
+            ..EmulatorConfig::default()
+        })
+    };
+    let first = start(port).await;
+    let emulator = match first {
+        Err(_) if port != 0 => start(0).await,
+        other => other,
+    }
+    .map_err(|e| format!("cannot start the Graph emulator: {e}"))?;
+    if let Some(p) = url_port(&emulator.graph_url()) {
+        let _ = std::fs::write(&port_file, p.to_string());
+    }
+    let secret_file = dir.join("emulator-client-secret");
+    write_private(&secret_file, &emulator.client_secret())?;
+    let mut graph = GraphConfig::new(
+        emulator.tenant_id(),
+        emulator.client_id(),
+        SecretSource::File(secret_file),
+    );
+    graph.endpoint = Some(EndpointOverride {
+        graph_url: emulator.graph_url(),
+        token_url: emulator.token_url(),
+    });
+    graph.verified_domains = domains;
+    graph.creation_mode = creation;
+    let target =
+        GraphTarget::new(graph).map_err(|e| format!("cannot set up the Graph target: {e}"))?;
+    Ok(Connected {
+        target,
+        emulator: Some(emulator),
+    })
 }
 
 fn url_port(url: &str) -> Option<u16> {
@@ -818,38 +819,71 @@ struct Metrics {
     next_run: i64,
 }
 
+/// One metric in Prometheus' text format: its help and type lines, then its samples.
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, String)]) {
+    out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+    for (labels, value) in samples {
+        out.push_str(&format!("{name}{labels} {value}\n"));
+    }
+}
+
 fn render_metrics(m: &Metrics) -> String {
     let mut s = String::new();
-    s.push_str("# HELP partnersync_cycles_total Sync cycles run, by outcome.\n# TYPE partnersync_cycles_total counter\n");
-    for (k, v) in &m.cycles {
-        s.push_str(&format!(
-            "partnersync_cycles_total{{outcome=\"{k}\"}} {v}\n"
-        ));
-    }
-    s.push_str(&format!(
-        "# HELP partnersync_writes_total Writes attempted against the target.\n# TYPE partnersync_writes_total counter\npartnersync_writes_total {}\n",
-        m.writes
-    ));
-    s.push_str(&format!(
-        "# HELP partnersync_write_failures_total Writes that failed.\n# TYPE partnersync_write_failures_total counter\npartnersync_write_failures_total {}\n",
-        m.write_failures
-    ));
-    s.push_str(&format!(
-        "# HELP partnersync_last_cycle_timestamp_seconds When the last cycle finished.\n# TYPE partnersync_last_cycle_timestamp_seconds gauge\npartnersync_last_cycle_timestamp_seconds {}\n",
-        m.last_finished
-    ));
-    s.push_str(&format!(
-        "# HELP partnersync_last_cycle_duration_seconds How long the last cycle took.\n# TYPE partnersync_last_cycle_duration_seconds gauge\npartnersync_last_cycle_duration_seconds {:.3}\n",
-        m.last_duration
-    ));
-    s.push_str(&format!(
-        "# HELP partnersync_pending_objects Objects waiting for a retry.\n# TYPE partnersync_pending_objects gauge\npartnersync_pending_objects {}\n",
-        m.pending
-    ));
-    s.push_str(&format!(
-        "# HELP partnersync_next_run_timestamp_seconds When the next cycle starts.\n# TYPE partnersync_next_run_timestamp_seconds gauge\npartnersync_next_run_timestamp_seconds {}\n",
-        m.next_run
-    ));
+    let one = |v: String| vec![(String::new(), v)];
+    let by_outcome: Vec<(String, String)> = m
+        .cycles
+        .iter()
+        .map(|(k, v)| (format!("{{outcome=\"{k}\"}}"), v.to_string()))
+        .collect();
+    metric(
+        &mut s,
+        "partnersync_cycles_total",
+        "counter",
+        "Sync cycles run, by outcome.",
+        &by_outcome,
+    );
+    metric(
+        &mut s,
+        "partnersync_writes_total",
+        "counter",
+        "Writes attempted against the target.",
+        &one(m.writes.to_string()),
+    );
+    metric(
+        &mut s,
+        "partnersync_write_failures_total",
+        "counter",
+        "Writes that failed.",
+        &one(m.write_failures.to_string()),
+    );
+    metric(
+        &mut s,
+        "partnersync_last_cycle_timestamp_seconds",
+        "gauge",
+        "When the last cycle finished.",
+        &one(m.last_finished.to_string()),
+    );
+    metric(
+        &mut s,
+        "partnersync_last_cycle_duration_seconds",
+        "gauge",
+        "How long the last cycle took.",
+        &one(format!("{:.3}", m.last_duration)),
+    );
+    metric(
+        &mut s,
+        "partnersync_pending_objects",
+        "gauge",
+        "Objects waiting for a retry.",
+        &one(m.pending.to_string()),
+    );
+    metric(
+        &mut s,
+        "partnersync_next_run_timestamp_seconds",
+        "gauge",
+        "When the next cycle starts.",
+        &one(m.next_run.to_string()),
+    );
     s
 }
 
@@ -939,8 +973,8 @@ async fn scheduled(
     loop {
         n += 1;
         let started = Instant::now();
-        let (outcome, error, writes, failures, pending) = one_scheduled_cycle(common, &hooks).await;
-        let next = now() + jitter(every).as_secs() as i64;
+        let (outcome, error, writes, failures, pending, next) =
+            one_scheduled_cycle(common, &hooks, every).await;
         if let Ok(mut m) = metrics.lock() {
             *m.cycles.entry(outcome.clone()).or_default() += 1;
             m.writes += writes as u64;
@@ -951,11 +985,6 @@ async fn scheduled(
             m.last_duration = started.elapsed().as_secs_f64();
             m.pending = pending;
             m.next_run = next;
-        }
-        if let Ok(loaded) = config::load(&common.config) {
-            if let Ok(mut st) = open_state(&loaded) {
-                let _ = st.set_setting("next_run_at", Some(next.to_string().as_bytes()));
-            }
         }
         let line = json!({"event": "cycle", "n": n, "outcome": outcome, "error": error, "writes": writes, "failures": failures, "next_run_at": next});
         eprintln!("{line}");
@@ -973,10 +1002,14 @@ async fn scheduled(
     }
 }
 
+/// One cycle of `run`: (outcome, error, writes, failed writes, objects pending, next run).
+/// The next run's time is recorded in the state for `status`.
 async fn one_scheduled_cycle(
     common: &Common,
     hooks: &CycleHooks,
-) -> (String, Option<String>, usize, usize, usize) {
+    every: Duration,
+) -> (String, Option<String>, usize, usize, usize, i64) {
+    let next = || now() + jitter(every).as_secs() as i64;
     let mut s = match session(common).await {
         Ok(s) => s,
         Err(code) => {
@@ -986,6 +1019,7 @@ async fn one_scheduled_cycle(
                 0,
                 0,
                 0,
+                next(),
             )
         }
     };
@@ -999,10 +1033,14 @@ async fn one_scheduled_cycle(
     )
     .await;
     let pending = s.state.pending().map(|p| p.len()).unwrap_or(0);
+    let next_run = next();
+    let _ = s
+        .state
+        .set_setting("next_run_at", Some(next_run.to_string().as_bytes()));
     if let Err(e) = s.connected.close().await {
         eprintln!("error: {e}");
     }
-    match result {
+    let (outcome, error, writes, failures) = match result {
         Ok(r) => {
             if !common.json {
                 print_report(&r, s.loaded.options.staging);
@@ -1014,11 +1052,12 @@ async fn one_scheduled_cycle(
             } else {
                 "applied-with-errors"
             };
-            (outcome.into(), None, r.attempted, r.failures.len(), pending)
+            (outcome.to_string(), None, r.attempted, r.failures.len())
         }
-        Err(CycleError::Guard(t)) => ("guard-tripped".into(), Some(t.to_string()), 0, 0, pending),
-        Err(e) => ("failed".into(), Some(e.to_string()), 0, 0, pending),
-    }
+        Err(CycleError::Guard(t)) => ("guard-tripped".into(), Some(t.to_string()), 0, 0),
+        Err(e) => ("failed".into(), Some(e.to_string()), 0, 0),
+    };
+    (outcome, error, writes, failures, pending, next_run)
 }
 
 fn find_entry<'a>(
