@@ -8,7 +8,9 @@ use std::time::Duration;
 use partnersync_engine::{
     CycleOptions, DeleteMode, DeletionGuard, DriftPolicy, ErrorPolicy, PlanOptions,
 };
-use partnersync_graph::{CreationMode, DomainKind, GraphConfig, VerifiedDomain};
+use partnersync_graph::{
+    AnchorAttribute, CreationMode, DomainKind, GraphConfig, GraphError, VerifiedDomain,
+};
 use partnersync_rules::RuleSet;
 use serde::Deserialize;
 use sha1::Digest as _;
@@ -23,6 +25,8 @@ pub(crate) enum TargetSpec {
         domains: Vec<VerifiedDomain>,
         /// Direct creation or invitation.
         creation: CreationMode,
+        /// The property users are bound to their anchors through.
+        anchor_attribute: AnchorAttribute,
     },
     /// A real tenant through Microsoft Graph.
     Graph(Box<GraphConfig>),
@@ -107,6 +111,8 @@ struct EmulatorSection {
     creation: Option<CreationMode>,
     #[serde(default)]
     domains: Vec<DomainSection>,
+    #[serde(default)]
+    anchor_attribute: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -251,6 +257,14 @@ pub(crate) fn load(path: &Path) -> Result<Loaded, String> {
                 ),
                 domains,
                 creation: e.creation.unwrap_or(CreationMode::Direct),
+                anchor_attribute: match &e.anchor_attribute {
+                    None => AnchorAttribute::default(),
+                    Some(name) => AnchorAttribute::new(name).map_err(|e| match e {
+                        GraphError::Config(why) => {
+                            format!("{}: [target] anchor_attribute: {why}", path.display())
+                        }
+                    })?,
+                },
             }
         }
         "graph" => TargetSpec::Graph(Box::new(

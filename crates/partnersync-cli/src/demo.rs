@@ -59,6 +59,7 @@ async fn demo(args: &DemoArgs) -> Result<ExitCode, String> {
         &directory,
         crate::config::sample_domains(),
         partnersync_graph::CreationMode::Direct,
+        partnersync_graph::AnchorAttribute::default(),
     )
     .await?;
     let graph_url = connected

@@ -261,7 +261,16 @@ async fn connect(loaded: &Loaded) -> Result<Connected, String> {
             state_file,
             domains,
             creation,
-        } => start_emulator_target(state_file, domains.clone(), *creation).await,
+            anchor_attribute,
+        } => {
+            start_emulator_target(
+                state_file,
+                domains.clone(),
+                *creation,
+                anchor_attribute.clone(),
+            )
+            .await
+        }
     }
 }
 
@@ -272,6 +281,7 @@ pub(crate) async fn start_emulator_target(
     state_file: &Path,
     domains: Vec<partnersync_graph::VerifiedDomain>,
     creation: partnersync_graph::CreationMode,
+    anchor_attribute: partnersync_graph::AnchorAttribute,
 ) -> Result<Connected, String> {
     let dir = state_file
         .parent()
@@ -314,6 +324,7 @@ pub(crate) async fn start_emulator_target(
     });
     graph.verified_domains = domains;
     graph.creation_mode = creation;
+    graph.anchor_attribute = anchor_attribute;
     let target =
         GraphTarget::new(graph).map_err(|e| format!("cannot set up the Graph target: {e}"))?;
     Ok(Connected {
@@ -1130,7 +1141,12 @@ async fn preview_in(s: &mut Session, common: &Common, key: &str) -> u8 {
         },
         &s.loaded.options.plan,
     );
-    let calls: Vec<serde_json::Value> = the_plan.actions.iter().map(graph_call).collect();
+    let anchor_attribute = s.connected.target.anchor_attribute().name();
+    let calls: Vec<serde_json::Value> = the_plan
+        .actions
+        .iter()
+        .map(|a| graph_call(a, anchor_attribute))
+        .collect();
     if common.json {
         println!(
             "{}",
@@ -1178,9 +1194,9 @@ async fn preview_in(s: &mut Session, common: &Common, key: &str) -> u8 {
     exit::OK
 }
 
-/// The Graph request an action becomes (password placeholders only: the real one is
-/// generated at apply time and never shown).
-fn graph_call(a: &Action) -> serde_json::Value {
+/// The Graph request an action becomes, the anchor written to `anchor_attribute` (password
+/// placeholders only: the real one is generated at apply time and never shown).
+fn graph_call(a: &Action, anchor_attribute: &str) -> serde_json::Value {
     let body_of = |attrs: &partnersync_target::Attributes| -> serde_json::Value {
         let mut m = serde_json::Map::new();
         for (k, v) in attrs {
@@ -1202,7 +1218,7 @@ fn graph_call(a: &Action) -> serde_json::Value {
             ..
         } => {
             let mut body = body_of(attributes);
-            body["onPremisesImmutableId"] = json!(anchor);
+            body[anchor_attribute] = json!(anchor);
             json!({"method": "POST", "url": "/users", "body": body,
                    "note": "managed domains also get a random password, generated at apply time and never shown or stored"})
         }
@@ -1222,7 +1238,7 @@ fn graph_call(a: &Action) -> serde_json::Value {
                     .map(|c| (c.attribute.clone(), c.new.clone()))
                     .collect(),
             );
-            body["onPremisesImmutableId"] = json!(anchor);
+            body[anchor_attribute] = json!(anchor);
             json!({"method": "PATCH", "url": format!("/users/{id}"), "body": body})
         }
         Action::Update { id, changes, .. } => {
@@ -1485,6 +1501,9 @@ const INIT_TAIL: &str = r#"
 #   client_id = "00000000-0000-0000-0000-000000000000"
 #   client_secret_env = "PARTNERSYNC_CLIENT_SECRET"   # or client_secret_file = "secret"
 #   creation = "direct"                               # or "invitation"
+#   # The property users are bound to their source objects through (the hard match):
+#   # onPremisesImmutableId, or a directory extension property registered on an app.
+#   # anchor_attribute = "extension_<appId without hyphens>_partnerAnchor"
 #   [[target.domains]]
 #   name = "partners.contoso.com"
 #   kind = "federated"                                # or "managed"

@@ -193,6 +193,67 @@ fn sync_plan_apply_and_the_guards() {
         .all(|a| a["action"] == "disable"));
 }
 
+/// `[target] anchor_attribute` names a directory extension property: the preview writes the
+/// anchor there, a sync binds every user through it, and the next sync matches them by it
+/// and writes nothing. A malformed name stops at load, naming the key.
+#[test]
+fn sync_binds_users_through_a_configured_extension_anchor() {
+    const EXT: &str = "extension_0b9e4f3a7c214d8eb5a62f1e9c8d7b64_partnerAnchor";
+    let d = init("extension-anchor");
+    let config = d.0.join("partnersync.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let with = |name: &str| {
+        text.replacen(
+            "kind = \"emulator\"\n",
+            &format!("kind = \"emulator\"\nanchor_attribute = \"{name}\"\n"),
+            1,
+        )
+    };
+    std::fs::write(&config, with("extension_partnerAnchor")).unwrap();
+    let (code, _, err) = run(&d.0, &["sync"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("[target] anchor_attribute:") && err.contains("without hyphens"),
+        "{err}"
+    );
+
+    std::fs::write(&config, with(EXT)).unwrap();
+    let (code, out, err) = run(
+        &d.0,
+        &["preview", "CN=Dmitri Volkov,OU=Partners,DC=contoso,DC=com"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("\"{EXT}\"")), "{out}");
+
+    let (code, v) = json(&d.0, &["sync"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["attempted"], 12, "{v}");
+    assert_eq!(v["failures"].as_array().map(Vec::len), Some(0), "{v}");
+    let directory: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(d.0.join(".partnersync/graph-emulator.json")).unwrap(),
+    )
+    .unwrap();
+    let bound = directory["directory"]["users"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|u| u["props"][EXT].is_string())
+        .count();
+    assert_eq!(bound, 12, "every user bound through the extension");
+
+    // A full cycle lists the users by the extension and matches every one: zero writes.
+    let (code, v) = json(&d.0, &["sync", "--full"]);
+    assert_eq!(code, 0, "{v}");
+    assert!(
+        v["mode"].as_str().is_some_and(|m| m.starts_with("full")),
+        "{v}"
+    );
+    assert_eq!(v["attempted"], 0, "{v}");
+    let (code, v) = json(&d.0, &["sync"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["attempted"], 0, "{v}");
+}
+
 #[test]
 fn preview_follows_one_object_to_the_graph_call() {
     let d = init("preview");

@@ -32,6 +32,16 @@ impl ApplyReport {
     }
 }
 
+fn parse_anchor(anchor: &str) -> Result<Anchor, TargetError> {
+    Anchor::from_immutable_id(anchor).map_err(|e| {
+        TargetError::new(
+            partnersync_target::ErrorCategory::Validation,
+            "BadAnchor",
+            e.to_string(),
+        )
+    })
+}
+
 /// The target operation that carries out `action`.
 pub(crate) fn operation(action: &Action) -> Result<Operation, TargetError> {
     Ok(match action {
@@ -41,13 +51,7 @@ pub(crate) fn operation(action: &Action) -> Result<Operation, TargetError> {
             attributes,
             ..
         } => Operation::Create {
-            anchor: Anchor::from_immutable_id(anchor).map_err(|e| {
-                TargetError::new(
-                    partnersync_target::ErrorCategory::Validation,
-                    "BadAnchor",
-                    e.to_string(),
-                )
-            })?,
+            anchor: parse_anchor(anchor)?,
             mode: *mode,
             attributes: attributes.clone(),
         },
@@ -60,14 +64,11 @@ pub(crate) fn operation(action: &Action) -> Result<Operation, TargetError> {
             changes,
             anchor,
             ..
-        } => {
-            let mut changes = attributes_of(changes);
-            changes.insert("onPremisesImmutableId".into(), vec![anchor.clone()]);
-            Operation::Update {
-                id: id.clone(),
-                changes,
-            }
-        }
+        } => Operation::Adopt {
+            id: id.clone(),
+            anchor: parse_anchor(anchor)?,
+            changes: attributes_of(changes),
+        },
         Action::Restore { id, .. } => Operation::Restore { id: id.clone() },
         Action::Disable { id, .. } => Operation::Disable { id: id.clone() },
         Action::Delete { id, .. } => Operation::Delete { id: id.clone() },

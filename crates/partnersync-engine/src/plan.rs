@@ -99,7 +99,8 @@ pub enum Action {
     /// Bind an existing cloud user that has no anchor to this source object (soft match on
     /// UPN or mail, when enabled), and bring its attributes in line.
     Adopt {
-        /// Source anchor, written to the user's `onPremisesImmutableId`.
+        /// Source anchor, written where the target binds users to anchors (Graph:
+        /// `onPremisesImmutableId` or the configured anchor attribute).
         anchor: String,
         /// Source DN.
         dn: String,
@@ -509,7 +510,7 @@ impl<'a> Planner<'a> {
                             anchor: d.anchor.to_immutable_id(),
                             dn: d.dn.clone(),
                             message: format!(
-                                "soft match on {matched_on} found cloud user {} but it is already bound to another source object (onPremisesImmutableId {}); it was not adopted. Give one of them a different UPN/mail, or clear that user's onPremisesImmutableId if it is wrong",
+                                "soft match on {matched_on} found cloud user {} but it is already bound to another source object (anchor {}); it was not adopted. Give one of them a different UPN/mail, or clear that user's anchor attribute (onPremisesImmutableId unless [target] anchor_attribute says otherwise) if it is wrong",
                                 candidate.id,
                                 other.to_immutable_id()
                             ),

@@ -626,9 +626,23 @@ struct Classifier {
     req: Requirements,
 }
 
+/// The property a filter term names: its table entry and its name as errors spell it (an
+/// extension property's own name, which the table's shared entry does not carry).
+#[derive(Clone, Copy)]
+struct Leaf<'a> {
+    prop: &'static schema::Prop,
+    name: &'a str,
+}
+
+impl Leaf<'_> {
+    fn is_extension(&self) -> bool {
+        std::ptr::eq(self.prop, &schema::EXTENSION_PROPERTY)
+    }
+}
+
 impl Classifier {
-    fn check(&mut self, prop: &'static schema::Prop, flag: u16) -> Result<(), GraphError> {
-        let support = prop.filter;
+    fn check(&mut self, leaf: Leaf<'_>, flag: u16) -> Result<(), GraphError> {
+        let support = leaf.prop.filter;
         let default = if self.strict {
             support.default
         } else {
@@ -640,17 +654,28 @@ impl Classifier {
         }
         if advanced & flag != 0 {
             if self.req.advanced.is_none() {
-                self.req.advanced = Some(advanced_message(flag, prop.name));
+                self.req.advanced = Some(advanced_message(flag, leaf.name));
             }
             return Ok(());
         }
         Err(GraphError::unsupported_query(unsupported_property(
-            prop.name,
+            leaf.name,
         )))
     }
 
-    fn lookup(path: &[String]) -> Result<&'static schema::Prop, GraphError> {
+    fn lookup(path: &[String]) -> Result<Leaf<'_>, GraphError> {
         let first = path.first().map(String::as_str).unwrap_or("");
+        if schema::is_extension_property(first) {
+            if let Some(child) = path.get(1) {
+                return Err(GraphError::odata(format!(
+                    "Could not find a property named '{child}' on type 'Edm.String'."
+                )));
+            }
+            return Ok(Leaf {
+                prop: &schema::EXTENSION_PROPERTY,
+                name: first,
+            });
+        }
         let prop = schema::prop(first).ok_or_else(|| {
             GraphError::odata(format!(
                 "Could not find a property named '{first}' on type 'microsoft.graph.user'."
@@ -680,11 +705,17 @@ impl Classifier {
                 )));
             }
         }
-        Ok(prop)
+        Ok(Leaf {
+            prop,
+            name: prop.name,
+        })
     }
 
-    fn type_check(prop: &schema::Prop, lit: &Lit, op: &str) -> Result<(), GraphError> {
-        let (expected, found) = match (prop.kind, lit) {
+    fn type_check(leaf: Leaf<'_>, lit: &Lit, op: &str) -> Result<(), GraphError> {
+        if leaf.is_extension() {
+            return Ok(());
+        }
+        let (expected, found) = match (leaf.prop.kind, lit) {
             (_, Lit::Null) => return Ok(()),
             (schema::Kind::Bool, Lit::Bool(_)) => return Ok(()),
             (schema::Kind::Bool, Lit::Str(_)) => ("Edm.Boolean", "Edm.String"),
@@ -699,13 +730,13 @@ impl Classifier {
         )))
     }
 
-    fn walk(
+    fn walk<'e>(
         &mut self,
-        e: &Expr,
+        e: &'e Expr,
         negated: bool,
-        lambda: Option<(&str, &'static schema::Prop)>,
+        lambda: Option<(&str, Leaf<'e>)>,
     ) -> Result<(), GraphError> {
-        let leaf_prop = |path: &[String]| -> Result<&'static schema::Prop, GraphError> {
+        let leaf_prop = |path: &'e [String]| -> Result<Leaf<'e>, GraphError> {
             match lambda {
                 Some((var, coll)) if path.first().map(String::as_str) == Some(var) => Ok(coll),
                 _ => Self::lookup(path),
@@ -740,7 +771,10 @@ impl Classifier {
                     }
                 };
                 if lambda.is_none()
-                    && matches!(prop.kind, schema::Kind::StrList | schema::Kind::Identities)
+                    && matches!(
+                        prop.prop.kind,
+                        schema::Kind::StrList | schema::Kind::Identities
+                    )
                 {
                     return Err(GraphError::unsupported_query(unsupported_property(
                         prop.name,
@@ -774,7 +808,7 @@ impl Classifier {
                         if *f == Func::StartsWith { "startsWith" } else { "endsWith" }
                     )));
                 }
-                if matches!(prop.kind, schema::Kind::Bool | schema::Kind::DateTime) {
+                if matches!(prop.prop.kind, schema::Kind::Bool | schema::Kind::DateTime) {
                     return Err(GraphError::unsupported_query(unsupported_property(
                         prop.name,
                     )));
@@ -789,7 +823,10 @@ impl Classifier {
                 path, var, body, ..
             } => {
                 let prop = Self::lookup(path)?;
-                if !matches!(prop.kind, schema::Kind::StrList | schema::Kind::Identities) {
+                if !matches!(
+                    prop.prop.kind,
+                    schema::Kind::StrList | schema::Kind::Identities
+                ) {
                     return Err(GraphError::odata(format!(
                         "Invalid filter clause: '{}' is not a collection.",
                         prop.name
@@ -800,7 +837,7 @@ impl Classifier {
                 }
                 match (var, body) {
                     (Some(var), Some(body)) => {
-                        if prop.kind == schema::Kind::Identities {
+                        if prop.prop.kind == schema::Kind::Identities {
                             // Only `c/issuerAssignedId`, `c/issuer`, `c/signInType` comparisons.
                             self.walk_identities(body, var)?;
                             return Ok(());
@@ -1035,5 +1072,48 @@ mod tests {
             false,
         );
         assert_eq!(lenient.map(|r| r.advanced.is_some()), Ok(false));
+    }
+
+    #[test]
+    fn classifies_extension_properties() {
+        const EXT: &str = "extension_0b9e4f3a7c214d8eb5a62f1e9c8d7b64_partnerAnchor";
+        let need = |f: &str, strict: bool| {
+            classify(&parse(f).unwrap_or_else(|e| panic!("{e:?}")), strict)
+                .map(|r| r.advanced.is_some())
+        };
+        assert_eq!(need(&format!("{EXT} eq 'a'"), true), Ok(false));
+        assert_eq!(need(&format!("{EXT} in ('a', 'b')"), true), Ok(false));
+        assert_eq!(need(&format!("{EXT} ne null"), true), Ok(true));
+        assert_eq!(need(&format!("{EXT} eq null"), true), Ok(true));
+        assert_eq!(need(&format!("not({EXT} eq 'a')"), true), Ok(true));
+        assert_eq!(need(&format!("startsWith({EXT}, 'a')"), true), Ok(true));
+        assert_eq!(need(&format!("startsWith({EXT}, 'a')"), false), Ok(false));
+        // Its data type is unknown here, so Boolean and number literals pass.
+        assert_eq!(need(&format!("{EXT} eq true"), true), Ok(false));
+        assert!(need(&format!("{EXT} gt 'a'"), true).is_err());
+        assert!(need(&format!("endsWith({EXT}, 'a')"), true).is_err());
+        assert!(need(&format!("{EXT}/x eq 'a'"), true).is_err());
+        // The error names the property itself.
+        let e = classify(
+            &parse(&format!("{EXT} gt 'a'")).unwrap_or_else(|e| panic!("{e:?}")),
+            true,
+        );
+        assert!(e.is_err_and(|e| e.message.contains(EXT)));
+    }
+
+    #[test]
+    fn evaluates_extension_properties() {
+        const EXT: &str = "extension_0b9e4f3a7c214d8eb5a62f1e9c8d7b64_partnerAnchor";
+        let mut bound = user();
+        bound.insert(EXT.into(), json!("QW5hQW5jaG9y"));
+        let test = |f: &str, u: &serde_json::Map<String, Value>| {
+            matches(&parse(f).unwrap_or_else(|e| panic!("{e:?}")), u)
+        };
+        assert!(test(&format!("{EXT} ne null"), &bound));
+        assert!(!test(&format!("{EXT} ne null"), &user()));
+        assert!(test(&format!("{EXT} eq null"), &user()));
+        assert!(test(&format!("{EXT} eq 'qw5hqw5jag9y'"), &bound));
+        // Property names match without regard to case, as Graph's do.
+        assert!(test(&format!("{} ne null", EXT.to_lowercase()), &bound));
     }
 }

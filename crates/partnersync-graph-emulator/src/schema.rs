@@ -449,6 +449,21 @@ pub(crate) fn is_extension_property(name: &str) -> bool {
 
 pub(crate) const EXTENSION_ATTRIBUTE_COUNT: usize = 15;
 
+/// How a registered extension property filters. Microsoft's samples filter them with `eq`
+/// without advanced-query parameters (so `in` too); `ne`, `not` and `null` comparisons need
+/// advanced queries as for every directory property (aad-advanced-queries: "all properties
+/// that support `eq` also support `ne` or `not`", advanced only). `startsWith` is not
+/// documented either way: uncertain (advanced in strict mode). Their data type is not known
+/// here (the emulator keeps no registrations), so literals are not type-checked.
+pub(crate) static EXTENSION_PROPERTY: Prop = p(
+    "extension_",
+    Str,
+    Writable,
+    false,
+    None,
+    fs(EQ | IN, NE | NOT | EQNULL | GELE, STARTS),
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

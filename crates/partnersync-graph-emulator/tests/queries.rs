@@ -467,3 +467,90 @@ async fn simulated_replication_lag_hides_new_users_from_lists_only() {
         .json();
     assert_eq!(list["value"][0]["id"], id.as_str());
 }
+
+/// Registered extension properties (`extension_<appId>_<name>`) filter like other directory
+/// properties: `eq` by default (Microsoft's own samples send it plainly), `ne`, `not` and
+/// `null` comparisons only with advanced-query parameters; `$select` returns them.
+#[tokio::test]
+async fn extension_properties_filter_eq_by_default_and_ne_null_in_advanced_queries() {
+    const EXT: &str = "extension_0b9e4f3a7c214d8eb5a62f1e9c8d7b64_partnerAnchor";
+    let env = seeded().await;
+    let admin = env.emu.admin();
+    admin
+        .seed_users(vec![
+            json!({"userPrincipalName": "ana@partners.contoso.com", "displayName": "Ana",
+                   "mailNickname": "ana", "accountEnabled": true, EXT: "QW5hQW5jaG9y"}),
+            json!({"userPrincipalName": "bo@partners.contoso.com", "displayName": "Bo",
+                   "mailNickname": "bo", "accountEnabled": true, EXT: "Qm9BbmNob3I="}),
+        ])
+        .expect("seed");
+    let filter = |f: &str| format!("/users?$filter={}", urlencode(f));
+
+    // eq: default, case-insensitive like every string comparison.
+    let r = env.get(&filter(&format!("{EXT} eq 'qw5hqw5jag9y'"))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(upns(&r.json()), vec!["ana@partners.contoso.com"]);
+
+    // ne null: advanced only; then exactly the users that carry a value.
+    assert_error(
+        &env.get(&filter(&format!("{EXT} ne null"))).await,
+        400,
+        "Request_UnsupportedQuery",
+        "Operator 'ne' is not supported because the required parameters might be missing. Try adding $count=true query parameter and ConsistencyLevel:eventual header. Refer to https://aka.ms/graph-docs/advanced-queries for more information",
+    );
+    let r = env
+        .get_adv(&format!(
+            "{}&$count=true&$select=id,userPrincipalName,{EXT}",
+            filter(&format!("{EXT} ne null"))
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = r.json();
+    assert_eq!(
+        upns(&v),
+        vec!["ana@partners.contoso.com", "bo@partners.contoso.com"]
+    );
+    assert_eq!(v["@odata.count"], 2);
+    assert!(v["value"]
+        .as_array()
+        .is_some_and(|a| a.iter().all(|u| u[EXT].is_string())));
+
+    // eq null: advanced; the three seeded users without the property.
+    assert_eq!(
+        env.get(&filter(&format!("{EXT} eq null"))).await.status,
+        400
+    );
+    let r = env
+        .get_adv(&format!(
+            "{}&$count=true",
+            filter(&format!("{EXT} eq null"))
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["value"].as_array().map(Vec::len), Some(3));
+
+    // Deleted users are filtered the same way.
+    let bo = admin.user("bo@partners.contoso.com").expect("bo");
+    let id = bo["id"].as_str().unwrap_or_default().to_string();
+    assert_eq!(env.delete(&format!("/users/{id}")).await.status, 204);
+    let r = env
+        .get_adv(&format!(
+            "/directory/deletedItems/microsoft.graph.user?$filter={}&$count=true&$select=id,{EXT}",
+            urlencode(&format!("{EXT} ne null"))
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["value"][0]["id"], id.as_str());
+
+    // A malformed extension name is no property at all; a path below one is refused.
+    assert_eq!(
+        env.get(&filter("extension_123_partnerAnchor eq 'x'"))
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        env.get(&filter(&format!("{EXT}/x eq 'x'"))).await.status,
+        400
+    );
+}

@@ -8,6 +8,7 @@
 //! write to a missing object tells nothing reliable (Graph may answer 404 before checking
 //! the permission).
 
+use graph_rs_sdk::header::{HeaderName, HeaderValue};
 use graph_rs_sdk::ODataQuery;
 use partnersync_target::{ErrorCategory, TargetError};
 use serde::Serialize;
@@ -34,8 +35,8 @@ pub enum Level {
 pub struct Finding {
     /// How serious.
     pub level: Level,
-    /// A stable identifier (`auth`, `read_users`, `write_users`, `invite`, `domains`,
-    /// `domain:<name>`, `certificate`, …).
+    /// A stable identifier (`auth`, `read_users`, `anchor_attribute`, `write_users`,
+    /// `invite`, `domains`, `domain:<name>`, `certificate`, …).
     pub code: String,
     /// What was found and, unless it is fine, what to do.
     pub message: String,
@@ -85,9 +86,9 @@ fn finding(level: Level, code: impl Into<String>, message: impl Into<String>) ->
 }
 
 impl GraphTarget {
-    /// Authenticates, probes read permission, reads write and invite permissions from the
-    /// token, lists the tenant's domains and compares them with the configured ones. Never
-    /// writes. Authentication failures are findings, not errors.
+    /// Authenticates, probes read permission and the query that lists managed users by the
+    /// anchor attribute, reads write and invite permissions from the token, lists the
+    /// tenant's domains and compares them with the configured ones. Never writes. Authentication failures are findings, not errors.
     pub async fn check(&self) -> CheckReport {
         let mut report = CheckReport {
             findings: Vec::new(),
@@ -170,7 +171,9 @@ impl GraphTarget {
                 .cloned()
         };
         // Read: probed.
-        match self.probe_read().await {
+        let read = self.probe_read().await;
+        let can_read = read.is_ok();
+        match read {
             Ok(()) => {
                 let via = has(&[
                     "User.Read.All",
@@ -205,6 +208,10 @@ impl GraphTarget {
                     format!("reading users failed: {e}"),
                 ));
             }
+        }
+        // The anchor attribute: the query that lists managed users, probed.
+        if can_read {
+            report.findings.push(self.check_anchor_attribute().await);
         }
         // Write and invite: from the token's roles.
         let write = has(&["User.ReadWrite.All", "Directory.ReadWrite.All"]);
@@ -315,6 +322,64 @@ impl GraphTarget {
             }
         }
         report
+    }
+
+    /// Runs the managed-user query (`<anchor attribute> ne null`) for one user: it fails
+    /// when the attribute is not a property Graph knows for users, e.g. an extension
+    /// property that is not registered or misspelt.
+    async fn check_anchor_attribute(&self) -> Finding {
+        let attribute = self.anchor_attribute();
+        let name = attribute.name();
+        let filter = format!("{name} ne null");
+        let reply = self
+            .inner
+            .transport
+            .send(Cost::Read, || {
+                self.client()
+                    .users()
+                    .list_user()
+                    .filter(&[&filter])
+                    .select(&["id", name])
+                    .top("1")
+                    .count("true")
+                    .header(
+                        HeaderName::from_static("consistencylevel"),
+                        HeaderValue::from_static("eventual"),
+                    )
+            })
+            .await;
+        match reply.and_then(|r| json_of::<Value>(&r)) {
+            Ok(_) if attribute.is_extension() => finding(
+                Level::Ok,
+                "anchor_attribute",
+                format!(
+                    "users are bound to their source objects through the extension property                      {name} (anchor_attribute), and Graph lists users by it"
+                ),
+            ),
+            Ok(_) => finding(
+                Level::Ok,
+                "anchor_attribute",
+                format!("users are bound to their source objects through {name}"),
+            ),
+            Err(e) if attribute.is_extension() => finding(
+                Level::Missing,
+                "anchor_attribute",
+                format!(
+                    "Graph cannot list users by the extension property {name} ({}: {}). \
+                     Register it on an app of this tenant for users (POST \
+                     /applications/{{object id}}/extensionProperties with targetObjects \
+                     [\"User\"] and dataType String), write its full name exactly as Graph \
+                     reports it in anchor_attribute, or remove anchor_attribute to use \
+                     onPremisesImmutableId",
+                    e.code, e.message
+                ),
+            ),
+            Err(e) => finding(
+                Level::Missing,
+                "anchor_attribute",
+                format!("Graph cannot list users by {name} ({}: {})", e.code, e.message),
+            ),
+        }
     }
 
     async fn probe_read(&self) -> Result<(), TargetError> {

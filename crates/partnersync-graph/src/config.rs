@@ -1,5 +1,5 @@
 //! Configuration of the Graph target: tenant, app credentials, endpoints, creation mode,
-//! verified-domain rules and the transport budget.
+//! verified-domain rules, the anchor attribute and the transport budget.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -179,6 +179,82 @@ pub struct VerifiedDomain {
     pub kind: DomainKind,
 }
 
+/// The user property that binds a user to its source anchor (the hard match): what
+/// [`crate::GraphTarget`] writes the anchor into, lists managed users by, looks anchors up
+/// with and reads the anchor back from.
+///
+/// Either `onPremisesImmutableId` (the default, as Entra Connect does) or a directory
+/// extension property registered on an app, named as Graph names it:
+/// `extension_<the owner app's appId without hyphens>_<name>`. Graph does not keep extension
+/// values unique, so with one partnersync relies on the UPN's uniqueness (and its own state)
+/// to create each user once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnchorAttribute(String);
+
+impl AnchorAttribute {
+    /// `onPremisesImmutableId`.
+    pub const IMMUTABLE_ID: &'static str = "onPremisesImmutableId";
+
+    /// `onPremisesImmutableId`, the default.
+    pub fn immutable_id() -> Self {
+        AnchorAttribute(Self::IMMUTABLE_ID.to_string())
+    }
+
+    /// Checks `name`: `onPremisesImmutableId` (any letter case) or a well-formed extension
+    /// property name (`extension_`, 32 hex digits, `_`, then letters, digits and underscores).
+    /// The error says what to write instead.
+    pub fn new(name: &str) -> Result<Self, GraphError> {
+        let name = name.trim();
+        if name.eq_ignore_ascii_case(Self::IMMUTABLE_ID) {
+            return Ok(Self::immutable_id());
+        }
+        let extension = name
+            .strip_prefix("extension_")
+            .and_then(|rest| rest.split_once('_'))
+            .is_some_and(|(app, property)| {
+                app.len() == 32
+                    && app.chars().all(|c| c.is_ascii_hexdigit())
+                    && !property.is_empty()
+                    && property
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            });
+        if extension {
+            Ok(AnchorAttribute(name.to_string()))
+        } else {
+            Err(GraphError::Config(format!(
+                "{name:?} is neither onPremisesImmutableId nor a directory extension property; \
+                 write \"onPremisesImmutableId\" (the default) or the extension property's full \
+                 name as Graph reports it (GET /applications/{{object id}}/extensionProperties): \
+                 extension_<appId of the app that owns it, without hyphens>_<name>, e.g. \
+                 \"extension_0b9e4f3a7c214d8eb5a62f1e9c8d7b64_partnerAnchor\""
+            )))
+        }
+    }
+
+    /// The property name as Graph spells it.
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether it is a directory extension property (not `onPremisesImmutableId`).
+    pub fn is_extension(&self) -> bool {
+        self.0 != Self::IMMUTABLE_ID
+    }
+}
+
+impl Default for AnchorAttribute {
+    fn default() -> Self {
+        Self::immutable_id()
+    }
+}
+
+impl std::fmt::Display for AnchorAttribute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// How invitations are sent in [`CreationMode::Invitation`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvitationConfig {
@@ -260,6 +336,9 @@ pub struct GraphConfig {
     pub verified_domains: Vec<VerifiedDomain>,
     /// Invitation settings (creation mode `invitation`).
     pub invitation: InvitationConfig,
+    /// The property that binds users to their source anchors (default
+    /// `onPremisesImmutableId`).
+    pub anchor_attribute: AnchorAttribute,
     /// Writes per `$batch` request (1–20; 1 sends every operation on its own).
     pub batch_size: usize,
     /// Transport budget.
@@ -283,6 +362,7 @@ impl GraphConfig {
             creation_mode: CreationMode::Direct,
             verified_domains: Vec::new(),
             invitation: InvitationConfig::default(),
+            anchor_attribute: AnchorAttribute::default(),
             batch_size: 20,
             transport: TransportConfig::default(),
         }

@@ -1,7 +1,8 @@
 //! [`TargetDirectory`] over Microsoft Graph with `graph-rs-sdk` 3.0.1.
 //!
-//! [`GraphTarget`] lists the users partnersync manages (those with an
-//! `onPremisesImmutableId`, soft-deleted ones included), finds one by anchor or (soft match)
+//! [`GraphTarget`] lists the users partnersync manages (those with an anchor in the
+//! configured anchor attribute — `onPremisesImmutableId` unless [`AnchorAttribute`] names a
+//! directory extension property — soft-deleted ones included), finds one by anchor or (soft match)
 //! by UPN or mail, reports what changed in the tenant since a cookie (Graph delta), and
 //! applies creates (direct, by invitation, or by converting an internal user to B2B in
 //! place), updates, disables, soft deletes, restores and permanent deletes, one result per
@@ -77,8 +78,8 @@ use serde_json::{Map, Value};
 
 pub use check::{CheckReport, Finding, Level, TenantDomain};
 pub use config::{
-    CreationMode, CredentialSource, DomainKind, EndpointOverride, GraphConfig, InvitationConfig,
-    NationalCloud, Secret, SecretSource, TransportConfig, VerifiedDomain,
+    AnchorAttribute, CreationMode, CredentialSource, DomainKind, EndpointOverride, GraphConfig,
+    InvitationConfig, NationalCloud, Secret, SecretSource, TransportConfig, VerifiedDomain,
 };
 pub use credential::ClientCertificate;
 pub use error::GraphError;
@@ -99,6 +100,8 @@ struct Inner {
     client: GraphClient,
     transport: Transport,
     config: GraphConfig,
+    /// `users::SELECT`, plus the anchor attribute when it is an extension property.
+    select: Vec<String>,
 }
 
 impl std::fmt::Debug for GraphTarget {
@@ -168,13 +171,37 @@ impl GraphTarget {
             .timeout(config.transport.request_timeout);
         let client = build_client(graph_config, &config)?;
         let transport = Transport::new(config.transport.clone(), tokens);
+        let mut select: Vec<String> = users::SELECT.iter().map(|s| s.to_string()).collect();
+        if config.anchor_attribute.is_extension() {
+            select.push(config.anchor_attribute.name().to_string());
+        }
         Ok(GraphTarget {
             inner: Arc::new(Inner {
                 client,
                 transport,
                 config,
+                select,
             }),
         })
+    }
+
+    /// The property users are bound to their source anchors through.
+    pub fn anchor_attribute(&self) -> &AnchorAttribute {
+        &self.inner.config.anchor_attribute
+    }
+
+    fn anchor_name(&self) -> &str {
+        self.inner.config.anchor_attribute.name()
+    }
+
+    /// The `$select` of every user read.
+    fn select(&self) -> Vec<&str> {
+        self.inner.select.iter().map(String::as_str).collect()
+    }
+
+    /// A user as the target trait sees it, its anchor read from the anchor attribute.
+    fn user_of(&self, value: Value, deleted: bool) -> TargetUser {
+        target_user(value, deleted, self.anchor_name())
     }
 
     /// What the transport has seen so far: the current (adapted) write rate, 429s, early
@@ -190,7 +217,7 @@ impl GraphTarget {
     /// Every page of a users or deleted-users query with `filter`, following nextLinks
     /// verbatim and sending the advanced-query parameters on every page.
     async fn list(&self, deleted: bool, filter: &str) -> Result<Vec<Value>, TargetError> {
-        self.list_select(deleted, filter, users::SELECT).await
+        self.list_select(deleted, filter, &self.select()).await
     }
 
     /// [`Self::list`] with another `$select` (which must include `id`).
@@ -275,7 +302,7 @@ impl GraphTarget {
                     .client()
                     .users()
                     .delta()
-                    .select(users::SELECT)
+                    .select(&self.select())
                     .delta_token("latest");
                 let mut req = req.header(
                     HeaderName::from_static("prefer"),
@@ -292,12 +319,21 @@ impl GraphTarget {
 
     async fn find(&self, anchor: &Anchor) -> Result<Option<TargetUser>, TargetError> {
         let filter = format!(
-            "onPremisesImmutableId eq {}",
+            "{} eq {}",
+            self.anchor_name(),
             users::odata_string(&anchor.to_immutable_id())
         );
         for deleted in [false, true] {
-            if let Some(v) = self.list(deleted, &filter).await?.into_iter().next() {
-                return Ok(Some(target_user(v, deleted)));
+            // Graph compares strings without regard to case; anchors are base64, where case
+            // matters, so only an exact match is this anchor's user.
+            if let Some(u) = self
+                .list(deleted, &filter)
+                .await?
+                .into_iter()
+                .map(|v| self.user_of(v, deleted))
+                .find(|u| u.anchor.as_ref() == Some(anchor))
+            {
+                return Ok(Some(u));
             }
         }
         Ok(None)
@@ -315,6 +351,16 @@ impl GraphTarget {
             },
             Operation::Update { id, changes } => {
                 let body = users::body_of(changes)?;
+                self.patch(id, &body)
+                    .await
+                    .map(|_| OperationOutcome::Updated)
+            }
+            Operation::Adopt {
+                id,
+                anchor,
+                changes,
+            } => {
+                let body = self.adopt_body(anchor, changes)?;
                 self.patch(id, &body)
                     .await
                     .map(|_| OperationOutcome::Updated)
@@ -402,9 +448,21 @@ impl GraphTarget {
         }
         let mut body = users::body_of(attributes)?;
         body.insert(
-            "onPremisesImmutableId".into(),
+            self.anchor_name().to_string(),
             Value::String(anchor.to_immutable_id()),
         );
+        // Graph requires onPremisesImmutableId in a federated domain, and federated sign-in
+        // matches on it: with an extension anchor it carries the anchor too, unless the rules
+        // set it.
+        if self
+            .inner
+            .config
+            .domain(&upn)
+            .is_some_and(|d| d.kind == DomainKind::Federated)
+        {
+            body.entry(AnchorAttribute::IMMUTABLE_ID)
+                .or_insert_with(|| Value::String(anchor.to_immutable_id()));
+        }
         body.entry("userType")
             .or_insert_with(|| Value::String("Guest".into()));
         body.entry("accountEnabled").or_insert(Value::Bool(true));
@@ -455,7 +513,7 @@ impl GraphTarget {
     }
 
     /// `POST /invitations` for the user's mail, then binds the invited guest to the anchor
-    /// with a PATCH of `onPremisesImmutableId` and the other attributes. Graph answers a
+    /// with a PATCH of the anchor attribute and the other attributes. Graph answers a
     /// repeated invitation of the same address with the same user, so a retry after a lost
     /// answer does not create a second guest.
     ///
@@ -545,13 +603,24 @@ impl GraphTarget {
         let mut rest = attributes.clone();
         rest.remove("userPrincipalName");
         rest.remove("mail");
-        let mut body = users::body_of(&rest)?;
-        body.insert(
-            "onPremisesImmutableId".into(),
-            Value::String(anchor.to_immutable_id()),
-        );
+        let mut body = self.adopt_body(anchor, &rest)?;
         body.entry("userType")
             .or_insert_with(|| Value::String("Guest".into()));
+        Ok(body)
+    }
+
+    /// The PATCH that binds an existing user to `anchor` (the anchor attribute) and sets
+    /// `changes`.
+    fn adopt_body(
+        &self,
+        anchor: &Anchor,
+        changes: &Attributes,
+    ) -> Result<Map<String, Value>, TargetError> {
+        let mut body = users::body_of(changes)?;
+        body.insert(
+            self.anchor_name().to_string(),
+            Value::String(anchor.to_immutable_id()),
+        );
         Ok(body)
     }
 
@@ -563,7 +632,7 @@ impl GraphTarget {
         anchor: &Anchor,
         mail: &str,
     ) -> Result<ExistingUser, TargetError> {
-        let mut select: Vec<&str> = users::SELECT.to_vec();
+        let mut select = self.select();
         select.extend(["creationType", "externalUserState", "onPremisesSyncEnabled"]);
         let filter = format!("mail eq {}", users::odata_string(mail));
         let found = self.list_select(false, &filter, &select).await?;
@@ -575,9 +644,10 @@ impl GraphTarget {
             ))
         };
         let ours = anchor.to_immutable_id();
+        let attribute = self.anchor_name();
         if let Some(id) = found
             .iter()
-            .find(|u| u.get("onPremisesImmutableId").and_then(Value::as_str) == Some(&ours))
+            .find(|u| u.get(attribute).and_then(Value::as_str) == Some(&ours))
             .and_then(|u| u.get("id").and_then(Value::as_str))
         {
             return Ok(ExistingUser::Ours(id.to_string()));
@@ -597,9 +667,7 @@ impl GraphTarget {
             [user] => {
                 let b2b = user.get("creationType").and_then(Value::as_str) == Some("Invitation")
                     || user.get("externalUserState").is_some_and(|v| !v.is_null());
-                let bound = user
-                    .get("onPremisesImmutableId")
-                    .is_some_and(|v| !v.is_null());
+                let bound = user.get(self.anchor_name()).is_some_and(|v| !v.is_null());
                 if bound {
                     return conflict(format!(
                         "user {} already has mail {mail} and is bound to another source anchor",
@@ -644,7 +712,9 @@ impl GraphTarget {
     }
 
     /// An earlier attempt that lost its connection (or got a 5xx) may have created the user:
-    /// if the anchor now conflicts, the user bound to it is ours.
+    /// if the anchor now conflicts, the user bound to it is ours. Graph keeps extension
+    /// properties non-unique, so with an extension anchor the retry conflicts on the UPN
+    /// instead; any conflict then means "look the anchor up".
     async fn reconcile_create(
         &self,
         anchor: &Anchor,
@@ -653,8 +723,9 @@ impl GraphTarget {
     ) -> Result<OperationOutcome, TargetError> {
         if ambiguous
             && err.category == ErrorCategory::Conflict
-            && error::conflicting_property(&err)
-                .is_some_and(|p| p.contains("onPremisesImmutableId"))
+            && (self.anchor_attribute().is_extension()
+                || error::conflicting_property(&err)
+                    .is_some_and(|p| p.contains(AnchorAttribute::IMMUTABLE_ID)))
         {
             if let Some(user) = self.find(anchor).await? {
                 return Ok(OperationOutcome::Created { id: user.id });
@@ -695,6 +766,16 @@ impl GraphTarget {
                 "PATCH",
                 format!("/users/{}", batch::segment(id)),
                 Some(Value::Object(users::body_of(changes)?)),
+                OperationOutcome::Updated,
+            ),
+            Operation::Adopt {
+                id,
+                anchor,
+                changes,
+            } => item(
+                "PATCH",
+                format!("/users/{}", batch::segment(id)),
+                Some(Value::Object(self.adopt_body(anchor, changes)?)),
                 OperationOutcome::Updated,
             ),
             Operation::Disable { id } => item(
@@ -1002,7 +1083,8 @@ fn json_of<T: serde::de::DeserializeOwned>(reply: &Reply) -> Result<T, TargetErr
     })
 }
 
-fn target_user(value: Value, deleted: bool) -> TargetUser {
+/// A user from Graph JSON, its anchor read from `anchor_attribute`.
+fn target_user(value: Value, deleted: bool, anchor_attribute: &str) -> TargetUser {
     let Value::Object(map) = value else {
         return TargetUser {
             id: String::new(),
@@ -1018,7 +1100,7 @@ fn target_user(value: Value, deleted: bool) -> TargetUser {
         .unwrap_or_default()
         .to_string();
     let anchor = map
-        .get("onPremisesImmutableId")
+        .get(anchor_attribute)
         .and_then(Value::as_str)
         .and_then(|s| Anchor::from_immutable_id(s).ok());
     let enabled = map
@@ -1037,14 +1119,14 @@ fn target_user(value: Value, deleted: bool) -> TargetUser {
 #[async_trait]
 impl TargetDirectory for GraphTarget {
     async fn list_managed(&self) -> Result<Vec<TargetUser>, TargetError> {
-        let filter = "onPremisesImmutableId ne null";
+        let filter = format!("{} ne null", self.anchor_name());
         let mut out = Vec::new();
         for deleted in [false, true] {
             out.extend(
-                self.list(deleted, filter)
+                self.list(deleted, &filter)
                     .await?
                     .into_iter()
-                    .map(|v| target_user(v, deleted))
+                    .map(|v| self.user_of(v, deleted))
                     .filter(|u| u.anchor.is_some() && !u.id.is_empty()),
             );
         }
@@ -1075,7 +1157,7 @@ impl TargetDirectory for GraphTarget {
             .list(false, &filter)
             .await?
             .into_iter()
-            .map(|v| target_user(v, false))
+            .map(|v| self.user_of(v, false))
             .filter(|u| !u.id.is_empty())
             .collect())
     }
@@ -1114,7 +1196,7 @@ impl TargetDirectory for GraphTarget {
                     // "changed": soft-deleted (restorable); "deleted": gone for good.
                     Some(reason) if reason.as_str() == Some("deleted") => DeltaEntry::Removed,
                     Some(_) => DeltaEntry::Deleted,
-                    None => DeltaEntry::Changed(Box::new(target_user(v, false))),
+                    None => DeltaEntry::Changed(Box::new(self.user_of(v, false))),
                 };
                 if latest.insert(id.clone(), entry).is_none() {
                     order.push(id);

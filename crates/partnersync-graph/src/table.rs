@@ -15,6 +15,7 @@
 //! invite_redirect_url = "https://myapps.microsoft.com"
 //! writes_per_second = 20
 //! batch_size = 20
+//! anchor_attribute = "onPremisesImmutableId"   # or "extension_<appId without hyphens>_<name>"
 //! # graph_url / token_url: endpoint override (the emulator)
 //! [[target.domains]]
 //! name = "partners.contoso.com"
@@ -31,8 +32,8 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use crate::config::{
-    CredentialSource, DomainKind, EndpointOverride, GraphConfig, InvitationConfig, NationalCloud,
-    SecretSource, TransportConfig, VerifiedDomain,
+    AnchorAttribute, CredentialSource, DomainKind, EndpointOverride, GraphConfig, InvitationConfig,
+    NationalCloud, SecretSource, TransportConfig, VerifiedDomain,
 };
 use crate::{CreationMode, GraphError};
 
@@ -89,6 +90,10 @@ pub struct TargetConfig {
     /// Writes per `$batch` request, 1–20.
     #[serde(default = "twenty")]
     pub batch_size: usize,
+    /// The user property that binds users to their source anchors: `onPremisesImmutableId`
+    /// (default) or a directory extension property `extension_<appId without hyphens>_<name>`.
+    #[serde(default)]
+    pub anchor_attribute: Option<String>,
     /// Requests in flight at once.
     #[serde(default)]
     pub max_concurrency: Option<usize>,
@@ -317,6 +322,12 @@ impl TargetConfig {
                 return Err(err("graph_url", "token_url needs graph_url as well"));
             }
         };
+        let anchor_attribute = match &self.anchor_attribute {
+            None => AnchorAttribute::default(),
+            Some(name) => AnchorAttribute::new(name).map_err(|e| match e {
+                GraphError::Config(why) => err("anchor_attribute", why),
+            })?,
+        };
         let mut verified_domains = Vec::with_capacity(self.domains.len());
         for (i, d) in self.domains.iter().enumerate() {
             let name = d.name.trim();
@@ -379,6 +390,7 @@ impl TargetConfig {
             convert_internal_users: self.convert_internal_users,
         };
         config.batch_size = self.batch_size;
+        config.anchor_attribute = anchor_attribute;
         config.transport = transport;
         Ok(config)
     }
@@ -653,6 +665,45 @@ kind = "managed"
         assert!(m.contains("[target] domains:"), "{m}");
         // Not a table.
         assert!(message("target = 3").contains("must be a table"));
+    }
+
+    #[test]
+    fn the_anchor_attribute_is_checked_at_load() {
+        assert_eq!(
+            parse(BASE).expect("loads").anchor_attribute,
+            AnchorAttribute::immutable_id()
+        );
+        let with = |value: &str| {
+            BASE.replace(
+                "batch_size = 10",
+                &format!("batch_size = 10\nanchor_attribute = {value:?}"),
+            )
+        };
+        let name = "extension_0b9e4f3a7c214d8eb5a62f1e9c8d7b64_partnerAnchor";
+        let c = parse(&with(name)).expect("loads");
+        assert_eq!(c.anchor_attribute.name(), name);
+        assert!(c.anchor_attribute.is_extension());
+        assert_eq!(
+            parse(&with("onpremisesimmutableid"))
+                .expect("loads")
+                .anchor_attribute,
+            AnchorAttribute::immutable_id()
+        );
+        for bad in [
+            "employeeId",
+            "extension_partnerAnchor",
+            "extension_0b9e4f3a-7c21-4d8e-b5a6-2f1e9c8d7b64_partnerAnchor",
+            "extension_0b9e4f3a7c214d8eb5a62f1e9c8d7b64_",
+            "extension_0b9e4f3a7c214d8eb5a62f1e9c8d7b64_partner-anchor",
+            "",
+        ] {
+            let m = message(&with(bad));
+            assert!(m.contains("[target] anchor_attribute:"), "{bad}: {m}");
+            assert!(
+                m.contains("onPremisesImmutableId") && m.contains("without hyphens"),
+                "{bad}: {m}"
+            );
+        }
     }
 
     #[test]

@@ -47,7 +47,8 @@ pub type Attributes = BTreeMap<String, Vec<String>>;
 pub struct TargetUser {
     /// The target's own id (Graph: the object id).
     pub id: String,
-    /// The source anchor it is bound to (Graph: `onPremisesImmutableId`), if any. Users
+    /// The source anchor it is bound to (Graph: `onPremisesImmutableId`, or the extension
+    /// property configured as the anchor attribute), if any. Users
     /// without an anchor are not managed by partnersync and are never touched.
     pub anchor: Option<Anchor>,
     /// Attribute values.
@@ -88,6 +89,17 @@ pub enum Operation {
         /// The attributes to change.
         changes: Attributes,
     },
+    /// Bind an existing user that has no anchor to `anchor` (soft match) and set
+    /// attributes. The target stores the anchor wherever it binds users (Graph: the
+    /// configured anchor attribute), so the engine never names that attribute.
+    Adopt {
+        /// The target id.
+        id: String,
+        /// The source anchor to bind the user to.
+        anchor: Anchor,
+        /// The attributes to change besides the anchor.
+        changes: Attributes,
+    },
     /// Block sign-in.
     Disable {
         /// The target id.
@@ -118,7 +130,7 @@ pub enum OperationOutcome {
         /// The new user's id.
         id: String,
     },
-    /// Updated.
+    /// Updated (or adopted: bound to an anchor and updated).
     Updated,
     /// Disabled.
     Disabled,

@@ -170,13 +170,16 @@ impl State {
                 self.users.insert(id.clone(), user);
                 Ok(OperationOutcome::Created { id })
             }
-            Operation::Update { id, changes } => {
+            Operation::Update { id, changes } | Operation::Adopt { id, changes, .. } => {
                 let mut user = self
                     .users
                     .get(id)
                     .filter(|u| !u.deleted)
                     .cloned()
                     .ok_or_else(|| not_found(id))?;
+                if let Operation::Adopt { anchor, .. } = op {
+                    user.anchor = Some(anchor.clone());
+                }
                 for (k, v) in changes {
                     if v.is_empty() {
                         user.attributes.remove(k);
@@ -337,6 +340,7 @@ impl TargetDirectory for InMemoryTarget {
                     (
                         Ok(_),
                         Operation::Update { id, .. }
+                        | Operation::Adopt { id, .. }
                         | Operation::Disable { id }
                         | Operation::Delete { id }
                         | Operation::Restore { id },
