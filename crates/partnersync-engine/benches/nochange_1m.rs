@@ -50,9 +50,12 @@ fn main() -> ExitCode {
     };
     let result = match command.as_str() {
         "setup" => setup(n, Path::new(dir)),
-        "measure" => measure(n, Path::new(dir)),
+        "measure" => measure(n, Path::new(dir), false),
+        "measure-materialised" => measure(n, Path::new(dir), true),
         "reference" => reference(n, Some(Path::new(dir))),
-        other => Err(format!("unknown command {other:?}; use setup or measure")),
+        other => Err(format!(
+            "unknown command {other:?}; use setup, measure, measure-materialised or reference"
+        )),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -69,9 +72,20 @@ fn setup(n: u64, dir: &Path) -> Result<(), String> {
         let _ = std::fs::remove_file(dir.join(name));
     }
     let rules = fixture::rules();
-    let t = Instant::now();
-    let (source, target) = fixture::in_sync(&rules, n);
-    println!("setup_fixtures_s {:.2}", t.elapsed().as_secs_f64());
+    // The generated users must be exactly what a first sync creates from the rules.
+    let sample = fixture::entries(n.min(1000));
+    let expected = fixture::target_matching(&rules, &sample);
+    let expected = block_on(partnersync_target::TargetDirectory::list_managed(&expected))
+        .map_err(|e| e.to_string())?;
+    for (i, want) in (1..).zip(&expected) {
+        if &fixture::user(i) != want {
+            return Err(format!(
+                "fixture::user({i}) differs from what the rules create: {:?} vs {want:?}",
+                fixture::user(i)
+            ));
+        }
+    }
+    let (source, target) = (fixture::GeneratedSource(n), fixture::GeneratedTarget(n));
     let mut state = SqliteStateStore::open(&dir.join("state.db")).map_err(|e| e.to_string())?;
     let t = Instant::now();
     let report = block_on(run_cycle(
@@ -155,10 +169,30 @@ fn reference(n: u64, dir: Option<&Path>) -> Result<(), String> {
     Ok(())
 }
 
-fn measure(n: u64, dir: &Path) -> Result<(), String> {
+/// A no-change full cycle. The source and target are generated as they are read
+/// (`GeneratedSource`, `GeneratedTarget`: like a directory server and a tenant, they hold
+/// nothing in this process), or with `materialised` the `InMemorySource` and
+/// `InMemoryTarget` holding every entry and user (about 3.3 GB by themselves at 1M).
+fn measure(n: u64, dir: &Path, materialised: bool) -> Result<(), String> {
     let rules = fixture::rules();
     let t = Instant::now();
-    let (source, target) = fixture::in_sync(&rules, n);
+    let in_memory = materialised.then(|| fixture::in_sync(&rules, n));
+    let generated = (fixture::GeneratedSource(n), fixture::GeneratedTarget(n));
+    let (source, target): (
+        &dyn partnersync_source::SourceDirectory,
+        &dyn partnersync_target::TargetDirectory,
+    ) = match &in_memory {
+        Some((source, target)) => (source, target),
+        None => (&generated.0, &generated.1),
+    };
+    println!(
+        "fixtures {}",
+        if materialised {
+            "materialised"
+        } else {
+            "generated"
+        }
+    );
     println!("fixtures_s {:.2}", t.elapsed().as_secs_f64());
     let mut state = SqliteStateStore::open(&dir.join("state.db")).map_err(|e| e.to_string())?;
     let objects = state.object_count().map_err(|e| e.to_string())?;
@@ -183,10 +217,8 @@ fn measure(n: u64, dir: &Path) -> Result<(), String> {
         fixture::thread_cpu_s(),
         fixture::process_cpu_s(),
     );
-    let prepared = block_on(prepare_cycle(
-        &source, &target, &rules, &mut state, &options,
-    ))
-    .map_err(|e| e.to_string())?;
+    let prepared = block_on(prepare_cycle(source, target, &rules, &mut state, &options))
+        .map_err(|e| e.to_string())?;
     let prepare_s = t.elapsed().as_secs_f64();
     let prepare_cpu_s = fixture::thread_cpu_s() - cpu;
     println!("prepare_s {prepare_s:.2}");
@@ -205,11 +237,10 @@ fn measure(n: u64, dir: &Path) -> Result<(), String> {
     println!("planned_actions {}", prepared.plan.actions.len());
     println!("planned_errors {}", prepared.plan.errors.len());
 
-    target.clear_log();
     let (t, cpu) = (Instant::now(), fixture::thread_cpu_s());
     let report = block_on(execute_cycle(
         prepared,
-        &target,
+        target,
         &mut state,
         &options,
         &CycleHooks::default(),
@@ -227,6 +258,8 @@ fn measure(n: u64, dir: &Path) -> Result<(), String> {
         fixture::heap_peak_mib() - fixtures_heap
     );
     println!("writes_attempted {}", report.attempted);
-    println!("target_log_writes {}", target.log().len());
+    if let Some((_, target)) = &in_memory {
+        println!("target_log_writes {}", target.log().len());
+    }
     Ok(())
 }

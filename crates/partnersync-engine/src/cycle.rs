@@ -21,6 +21,7 @@ use partnersync_source::{
 };
 use partnersync_target::{OperationOutcome, TargetDirectory, TargetError, TargetUser};
 
+use crate::listing::{Listing, Users};
 use crate::plan::{attributes_of, Planned, Planner};
 use crate::{
     Action, DeletionGuard, DesiredObject, GuardTripped, JournalEntry, Managed, ObjectState,
@@ -197,6 +198,9 @@ pub struct PreparedCycle {
     next_target_cookie: Option<String>,
     generation: u64,
     started: i64,
+    /// Live objects in the state store, when the cycle counted them anyway (a full cycle
+    /// scans every row; counting again would cost SQLite another scan).
+    state_objects: Option<usize>,
 }
 
 impl PreparedCycle {
@@ -526,7 +530,10 @@ pub async fn prepare_cycle(
     if options.drift == DriftPolicy::Report {
         report_drift(&mut prepared);
     }
-    let managed_total = state.object_count()?;
+    let managed_total = match prepared.state_objects {
+        Some(n) => n,
+        None => state.object_count()?,
+    };
     prepared.plan.managed_in_target = prepared.plan.managed_in_target.max(managed_total);
     prepared.plan.binding = Some(PlanBinding {
         state_generation: generation,
@@ -634,6 +641,7 @@ fn finish_prepare(
         next_target_cookie,
         generation: 0,
         started: 0,
+        state_objects: None,
     }
 }
 
@@ -805,10 +813,10 @@ struct KnownRow {
 struct FullPlanSink<'a> {
     rules: &'a RuleSet,
     soft_match: bool,
-    listing: &'a [TargetUser],
+    listing: &'a Listing,
     digest: &'a RowDigest,
     known: FastMap<Anchor, KnownRow>,
-    planner: Planner<'a>,
+    planner: Planner<'a, Listing>,
     entries: usize,
     /// Objects the source returned that the state does not know: per listed user bound to
     /// them, and the others (with [`KnownRow::seen`], so that a source that returns an
@@ -826,6 +834,8 @@ struct FullPlanSink<'a> {
     /// the read (it may only be spelled differently).
     unsure: Vec<(usize, ObjectState)>,
     json: Vec<u8>,
+    /// Where the rules are evaluated when not on this thread.
+    eval: Option<Evaluator>,
 }
 
 /// [`RowDigest`] of the row [`exported_row`] gives for `d` bound to target id `id`, with
@@ -837,66 +847,6 @@ fn row_digest(digest: &RowDigest, id: &str, d: &DesiredObject, json: &mut Vec<u8
 }
 
 impl FullPlanSink<'_> {
-    /// Whether the source returned the object before (and remembers that it has now).
-    fn seen_before(&mut self, anchor: &Anchor) -> bool {
-        if let Some(k) = self.known.get_mut(anchor) {
-            return std::mem::replace(&mut k.seen, true);
-        }
-        match self.planner.user_index(anchor) {
-            Some(i) => std::mem::replace(&mut self.seen_listed[i], true),
-            None => !self.seen_new.insert(anchor.clone()),
-        }
-    }
-
-    fn place(&mut self, d: DesiredObject) {
-        if self.seen_before(&d.anchor) {
-            self.retract(&d.anchor);
-        }
-        let known = self.known.get_mut(&d.anchor);
-        if !d.in_scope {
-            if known.is_some() {
-                self.desired.insert(d.anchor.clone(), d);
-            }
-            return;
-        }
-        let managed = known.map(|k| {
-            k.in_scope = true;
-            Managed {
-                disabled_at: k.disabled_at,
-            }
-        });
-        if self.soft_match && soft_match_candidate(&d) && !self.planner.is_listed(&d.anchor) {
-            self.deferred.push(d);
-            return;
-        }
-        match self.planner.add(&d, None, managed) {
-            Planned::InSync => self.check_row(&d),
-            Planned::Acted | Planned::Error => {
-                self.desired.insert(d.anchor.clone(), d);
-            }
-            Planned::OutOfScope => {}
-        }
-    }
-
-    /// Queues the state row of an object in sync when it is missing or may be out of date.
-    fn check_row(&mut self, d: &DesiredObject) {
-        for &i in self.planner.users_of(&d.anchor) {
-            let u = &self.listing[i];
-            let Some(k) = self.known.get_mut(&d.anchor) else {
-                self.untracked
-                    .push((i, exported_row(&d.anchor, &u.id, d, None)));
-                continue;
-            };
-            let row = row_digest(self.digest, &u.id, d, &mut self.json);
-            if row == k.digest {
-                k.verified = true;
-            } else {
-                self.unsure
-                    .push((i, exported_row(&d.anchor, &u.id, d, None)));
-            }
-        }
-    }
-
     fn retract(&mut self, anchor: &Anchor) {
         self.planner.retract(anchor);
         if let Some(k) = self.known.get_mut(anchor) {
@@ -909,12 +859,179 @@ impl FullPlanSink<'_> {
     }
 }
 
+/// Entries per batch handed to the [`Evaluator`] (a few in tests, so that they cross
+/// batches).
+const EVAL_BATCH: usize = if cfg!(test) { 3 } else { 256 };
+/// Batches queued for the [`Evaluator`] before the source read waits for it.
+const EVAL_QUEUE: usize = 8;
+
+/// Rule evaluation on a second thread: the source read and the planning stay on the
+/// caller's thread, entries go to the evaluator in batches and come back as desired
+/// objects in the same order.
+struct Evaluator {
+    to: std::sync::mpsc::SyncSender<Vec<(Entry, bool)>>,
+    from: std::sync::mpsc::Receiver<Vec<DesiredObject>>,
+    batch: Vec<(Entry, bool)>,
+    /// Batches sent and not yet received back.
+    in_flight: usize,
+}
+
+impl Evaluator {
+    /// Starts the thread, with its own copy of the rules; `None` when no thread can be
+    /// started (the caller then evaluates itself).
+    fn start(rules: &RuleSet) -> Option<Evaluator> {
+        let (to, entries) = std::sync::mpsc::sync_channel::<Vec<(Entry, bool)>>(EVAL_QUEUE);
+        let (done, from) = std::sync::mpsc::channel();
+        let rules = rules.clone();
+        std::thread::Builder::new()
+            .name("partnersync-evaluate".into())
+            .spawn(move || {
+                for batch in entries {
+                    let desired = batch
+                        .into_iter()
+                        .map(|(e, known)| evaluate(&rules, e, known))
+                        .collect();
+                    if done.send(desired).is_err() {
+                        return;
+                    }
+                }
+            })
+            .ok()?;
+        Some(Evaluator {
+            to,
+            from,
+            batch: Vec::with_capacity(EVAL_BATCH),
+            in_flight: 0,
+        })
+    }
+
+    fn send(&mut self) -> Result<(), SinkError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(EVAL_BATCH));
+        self.to.send(batch).map_err(|_| evaluator_stopped())?;
+        self.in_flight += 1;
+        Ok(())
+    }
+}
+
+fn evaluator_stopped() -> SinkError {
+    SinkError::from("the rule evaluation thread stopped unexpectedly".to_string())
+}
+
+impl FullPlanSink<'_> {
+    /// Plans the desired objects the evaluator has finished; with `wait`, every entry
+    /// handed to it so far.
+    fn collect(&mut self, wait: bool) -> Result<(), SinkError> {
+        loop {
+            let Some(eval) = &mut self.eval else {
+                return Ok(());
+            };
+            if wait {
+                eval.send()?;
+            }
+            if eval.in_flight == 0 {
+                return Ok(());
+            }
+            let batch = if wait {
+                eval.from.recv().map_err(|_| evaluator_stopped())?
+            } else {
+                match eval.from.try_recv() {
+                    Ok(batch) => batch,
+                    Err(std::sync::mpsc::TryRecvError::Empty) => return Ok(()),
+                    Err(_) => return Err(evaluator_stopped()),
+                }
+            };
+            eval.in_flight -= 1;
+            for d in batch {
+                self.place(d);
+            }
+        }
+    }
+
+    /// Plans `d` and keeps what needs a write, an error or a state update.
+    fn place(&mut self, d: DesiredObject) {
+        let mut row = self.known.get_mut(&d.anchor);
+        if !d.in_scope {
+            if row.is_some() {
+                self.desired.insert(d.anchor.clone(), d);
+            }
+            return;
+        }
+        let managed = row.as_deref_mut().map(|k| {
+            k.in_scope = true;
+            Managed {
+                disabled_at: k.disabled_at,
+            }
+        });
+        if self.soft_match && soft_match_candidate(&d) && !self.planner.is_listed(&d.anchor) {
+            self.deferred.push(d);
+            return;
+        }
+        match self.planner.add(&d, None, managed) {
+            Planned::InSync => {
+                // Queue the state row when it is missing or may be out of date.
+                for &i in self.planner.users_of(&d.anchor) {
+                    let id = self.listing.id(i);
+                    match row.as_deref_mut() {
+                        None => self
+                            .untracked
+                            .push((i, exported_row(&d.anchor, id, &d, None))),
+                        Some(k) => {
+                            if row_digest(self.digest, id, &d, &mut self.json) == k.digest {
+                                k.verified = true;
+                            } else {
+                                self.unsure.push((i, exported_row(&d.anchor, id, &d, None)));
+                            }
+                        }
+                    }
+                }
+            }
+            Planned::Acted | Planned::Error => {
+                self.desired.insert(d.anchor.clone(), d);
+            }
+            Planned::OutOfScope => {}
+        }
+    }
+}
+
 impl EntrySink for FullPlanSink<'_> {
+    /// Notes that the source returned `e` and plans it (on the evaluator, when there is
+    /// one). At a million entries the map lookups are much of the cost, so each map is
+    /// looked up once here and once when planning.
     fn entry(&mut self, e: Entry) -> Result<(), SinkError> {
         self.entries += 1;
-        let known = self.known.contains_key(&e.anchor);
-        self.place(evaluate(self.rules, e, known));
-        Ok(())
+        let row = self.known.get_mut(&e.anchor);
+        let known = row.is_some();
+        // Whether the source returned the object before (remembering that it has now).
+        let again = match row {
+            Some(k) => std::mem::replace(&mut k.seen, true),
+            None => match self.planner.user_index(&e.anchor) {
+                Some(i) => std::mem::replace(&mut self.seen_listed[i], true),
+                None => !self.seen_new.insert(e.anchor.clone()),
+            },
+        };
+        if again {
+            // Returned twice: the later entry wins, once the earlier one is planned.
+            self.collect(true)?;
+            self.retract(&e.anchor);
+        }
+        match &mut self.eval {
+            Some(eval) => {
+                eval.batch.push((e, known));
+                if eval.batch.len() < EVAL_BATCH {
+                    return Ok(());
+                }
+                eval.send()?;
+                self.collect(false)
+            }
+            None => {
+                let d = evaluate(self.rules, e, known);
+                self.place(d);
+                Ok(())
+            }
+        }
     }
 
     fn deleted(&mut self, _: Anchor) -> Result<(), SinkError> {
@@ -939,9 +1056,14 @@ async fn full(
     // means the next cycle is a full one again.
     let next_target_cookie = target.delta_cookie().await.ok();
     let digest = RowDigest::new();
+    // Sized by a hint: counting the rows first would cost SQLite a scan of its own. A
+    // hint far above the count (rows forgotten since) is capped: the map still grows.
+    let hint = state.object_count_hint().min(1 << 22);
     let mut known: FastMap<Anchor, KnownRow> =
-        FastMap::with_capacity_and_hasher(state.object_count()?, Default::default());
+        FastMap::with_capacity_and_hasher(hint, Default::default());
+    let mut state_objects = 0;
     state.scan_objects(&mut |o| {
+        state_objects += usize::from(o.deleted_at.is_none());
         let anchor = Anchor::from_immutable_id(o.anchor).map_err(|e| StateError::Corrupt {
             what: "anchor",
             message: format!("{}: {e}", o.anchor),
@@ -958,7 +1080,13 @@ async fn full(
     })?;
     // Listed first, so the source can be planned as it streams in: the listing is the one
     // side held whole.
-    let listing = target.list_managed().await?;
+    let mut listing = Listing::default();
+    target
+        .list_managed_each(&mut |user| {
+            listing.push(user);
+            Ok(())
+        })
+        .await?;
     let mut sink = FullPlanSink {
         rules,
         soft_match: options.soft_match,
@@ -967,15 +1095,17 @@ async fn full(
         known,
         planner: Planner::new(&listing, &options.plan),
         entries: 0,
-        seen_listed: vec![false; listing.len()],
+        seen_listed: vec![false; listing.count()],
         seen_new: HashSet::default(),
         desired: HashMap::new(),
         deferred: Vec::new(),
         untracked: Vec::new(),
         unsure: Vec::new(),
         json: Vec::new(),
+        eval: Evaluator::start(rules),
     };
     let summary = source.full_read(&mut sink).await?;
+    sink.collect(true).map_err(SourceError::Sink)?;
     let FullPlanSink {
         mut known,
         mut planner,
@@ -1067,6 +1197,7 @@ async fn full(
         next_target_cookie,
         generation: 0,
         started: 0,
+        state_objects: Some(state_objects),
     })
 }
 

@@ -41,6 +41,7 @@ mod apply;
 mod cycle;
 mod desired;
 mod guard;
+mod listing;
 mod plan;
 mod state;
 mod validate;

@@ -4,6 +4,7 @@ use partnersync_core::Anchor;
 use partnersync_target::{Attributes, CreationMode, TargetUser};
 use serde::{Deserialize, Serialize};
 
+use crate::listing::{diff, Users};
 use crate::DesiredObject;
 
 /// The version of the plan document format.
@@ -324,26 +325,6 @@ pub fn plan(desired: &[DesiredObject], target: &[TargetUser], options: &PlanOpti
     )
 }
 
-fn diff(d: &DesiredObject, current: &Attributes, skip_apply_once: bool) -> Vec<AttributeChange> {
-    let mut changes = Vec::new();
-    for (name, new) in &d.attributes {
-        if skip_apply_once && d.apply_once.contains(name) {
-            continue;
-        }
-        let old = current.get(name);
-        // No value and an empty list are the same thing.
-        let same = old.map_or(new.is_empty(), |old| old == new);
-        if !same {
-            changes.push(AttributeChange {
-                attribute: name.clone(),
-                old: old.cloned().unwrap_or_default(),
-                new: new.clone(),
-            });
-        }
-    }
-    changes
-}
-
 /// Computes the plan that makes the target match the desired objects.
 ///
 /// Matching is by anchor; then, when soft-match candidates are given, by UPN or mail
@@ -378,10 +359,10 @@ pub(crate) enum Planned {
 
 /// [`plan_with`] one desired object at a time, so that a full cycle can plan a source read
 /// as it streams in and keep only the objects that need a write.
-pub(crate) struct Planner<'a> {
+pub(crate) struct Planner<'a, U: Users + ?Sized = [TargetUser]> {
     options: &'a PlanOptions,
     now: i64,
-    target: &'a [TargetUser],
+    target: &'a U,
     /// The last listed user bound to each anchor (its index in `target`).
     by_anchor: HashMap<&'a Anchor, usize, foldhash::fast::RandomState>,
     /// Anchors bound to more than one listed user: all of them, in listing order.
@@ -393,13 +374,13 @@ pub(crate) struct Planner<'a> {
     errors: Vec<(Anchor, PlannedError)>,
 }
 
-impl<'a> Planner<'a> {
+impl<'a, U: Users + ?Sized> Planner<'a, U> {
     /// A planner against `target`, the users the objects map to (by anchor) as they are now.
-    pub(crate) fn new(target: &'a [TargetUser], options: &'a PlanOptions) -> Self {
-        let mut by_anchor = HashMap::with_capacity_and_hasher(target.len(), Default::default());
+    pub(crate) fn new(target: &'a U, options: &'a PlanOptions) -> Self {
+        let mut by_anchor = HashMap::with_capacity_and_hasher(target.count(), Default::default());
         let mut shared: HashMap<&Anchor, Vec<usize>, _> = HashMap::default();
-        for (i, u) in target.iter().enumerate() {
-            let Some(a) = &u.anchor else { continue };
+        for i in 0..target.count() {
+            let Some(a) = target.anchor(i) else { continue };
             if let Some(before) = by_anchor.insert(a, i) {
                 shared.entry(a).or_insert_with(|| vec![before]).push(i);
             }
@@ -410,7 +391,7 @@ impl<'a> Planner<'a> {
             target,
             by_anchor,
             shared,
-            wanted: vec![false; target.len()],
+            wanted: vec![false; target.count()],
             creates: Vec::new(),
             updates: Vec::new(),
             errors: Vec::new(),
@@ -427,6 +408,9 @@ impl<'a> Planner<'a> {
         let Some(last) = self.by_anchor.get(anchor) else {
             return &[];
         };
+        if self.shared.is_empty() {
+            return std::slice::from_ref(last);
+        }
         match self.shared.get(anchor) {
             Some(all) => all,
             None => std::slice::from_ref(last),
@@ -439,9 +423,17 @@ impl<'a> Planner<'a> {
     }
 
     fn set_wanted(&mut self, anchor: &Anchor, wanted: bool) {
-        let Some(&last) = self.by_anchor.get(anchor) else {
+        if let Some(&last) = self.by_anchor.get(anchor) {
+            self.set_wanted_at(anchor, last, wanted);
+        }
+    }
+
+    /// [`set_wanted`](Self::set_wanted) when the last user bound to `anchor` is known.
+    fn set_wanted_at(&mut self, anchor: &Anchor, last: usize, wanted: bool) {
+        if self.shared.is_empty() {
+            self.wanted[last] = wanted;
             return;
-        };
+        }
         match self.shared.get(anchor) {
             Some(all) => {
                 for &i in all {
@@ -463,9 +455,12 @@ impl<'a> Planner<'a> {
         if !d.in_scope {
             return Planned::OutOfScope;
         }
-        self.set_wanted(&d.anchor, true);
         let options = self.options;
-        let user = self.by_anchor.get(&d.anchor).map(|&i| &self.target[i]);
+        let target = self.target;
+        let user = self.by_anchor.get(&d.anchor).copied();
+        if let Some(last) = user {
+            self.set_wanted_at(&d.anchor, last, true);
+        }
         let problems = if d.errors.is_empty() {
             crate::validate::check(d, user.is_none(), options)
         } else {
@@ -552,20 +547,23 @@ impl<'a> Planner<'a> {
             },
             Some(user) => {
                 let mut planned = Planned::InSync;
-                if user.deleted {
+                if target.deleted(user) {
                     self.creates.push((
                         key(),
                         Action::Restore {
                             anchor: d.anchor.to_immutable_id(),
                             dn: d.dn.clone(),
-                            id: user.id.clone(),
+                            id: target.id(user).to_owned(),
                         },
                     ));
                     planned = Planned::Acted;
                 }
-                let mut changes = diff(d, &user.attributes, true);
+                let mut changes = target.diff(user, d, true);
                 let disabled_by_us = managed.is_some_and(|m| m.disabled_at.is_some());
-                if !user.enabled && disabled_by_us && !d.attributes.contains_key("accountEnabled") {
+                if !target.enabled(user)
+                    && disabled_by_us
+                    && !d.attributes.contains_key("accountEnabled")
+                {
                     // The source object is back: undo our own disable.
                     changes.push(AttributeChange {
                         attribute: "accountEnabled".into(),
@@ -579,7 +577,7 @@ impl<'a> Planner<'a> {
                         Action::Update {
                             anchor: d.anchor.to_immutable_id(),
                             dn: d.dn.clone(),
-                            id: user.id.clone(),
+                            id: target.id(user).to_owned(),
                             changes,
                         },
                     ));
@@ -625,21 +623,21 @@ impl<'a> Planner<'a> {
         let mut removals = Vec::new();
         let mut kept = Vec::new();
         if options.source_complete {
-            let mut gone: Vec<(&Anchor, &TargetUser, Managed)> = target
+            let mut gone: Vec<(&Anchor, usize, Managed)> = wanted
                 .iter()
-                .zip(&wanted)
-                .filter_map(|(u, &wanted)| {
-                    let a = u.anchor.as_ref()?;
+                .enumerate()
+                .filter_map(|(i, &wanted)| {
+                    let a = target.anchor(i)?;
                     let m = managed(a)?;
-                    (!u.deleted && !wanted).then_some((a, u, m))
+                    (!target.deleted(i) && !wanted).then_some((a, i, m))
                 })
                 .collect();
             gone.sort_by(|x, y| x.0.cmp(y.0));
             for (anchor, user, m) in gone {
                 let a = anchor.to_immutable_id();
-                let id = user.id.clone();
+                let id = target.id(user).to_owned();
                 match options.delete_mode {
-                    DeleteMode::DisableThenDelete if user.enabled => {
+                    DeleteMode::DisableThenDelete if target.enabled(user) => {
                         removals.push(Action::Disable { anchor: a, id })
                     }
                     DeleteMode::DisableThenDelete => {
@@ -662,9 +660,10 @@ impl<'a> Planner<'a> {
         actions.extend(removals);
         SyncPlan {
             version: PLAN_VERSION,
-            managed_in_target: target
-                .iter()
-                .filter(|u| u.anchor.as_ref().is_some_and(|a| managed(a).is_some()) && !u.deleted)
+            managed_in_target: (0..target.count())
+                .filter(|&i| {
+                    target.anchor(i).is_some_and(|a| managed(a).is_some()) && !target.deleted(i)
+                })
                 .count(),
             actions,
             errors: errors.into_iter().map(|(_, e)| e).collect(),

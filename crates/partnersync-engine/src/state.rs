@@ -210,6 +210,12 @@ pub trait StateStore: Send {
     fn object_by_target_id(&self, id: &str) -> Result<Option<ObjectState>, StateError>;
     /// How many objects are managed (soft-deleted ones excluded).
     fn object_count(&self) -> Result<usize, StateError>;
+    /// About how many rows [`scan_objects`](Self::scan_objects) visits, to size memory
+    /// before a scan; cheap where [`object_count`](Self::object_count) is not. `0` when
+    /// unknown (the default).
+    fn object_count_hint(&self) -> usize {
+        0
+    }
     /// Objects disabled at or before `before` (Unix seconds) and not deleted.
     fn disabled_before(&self, before: i64) -> Result<Vec<ObjectState>, StateError>;
     /// Records objects and forgets others, in one transaction, and finishes the journal
@@ -469,6 +475,16 @@ impl StateStore for SqliteStateStore {
 
     fn object_by_target_id(&self, id: &str) -> Result<Option<ObjectState>, StateError> {
         Ok(self.query_objects("WHERE target_id = ?1", [id])?.pop())
+    }
+
+    fn object_count_hint(&self) -> usize {
+        // The largest rowid: no scan (the b-tree's last leaf), and at least the row count
+        // unless rows were forgotten since.
+        self.conn
+            .query_row("SELECT coalesce(max(rowid), 0) FROM objects", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_or(0, |n| usize::try_from(n).unwrap_or(0))
     }
 
     fn object_count(&self) -> Result<usize, StateError> {

@@ -72,7 +72,7 @@ use graph_rs_sdk::{GraphClient, GraphClientConfiguration, ODataQuery};
 use partnersync_core::Anchor;
 use partnersync_target::{
     Attributes, ErrorCategory, Operation, OperationOutcome, TargetDirectory, TargetError,
-    TargetUser,
+    TargetUser, UserSink,
 };
 use serde_json::{Map, Value};
 
@@ -228,6 +228,23 @@ impl GraphTarget {
         select: &[&str],
     ) -> Result<Vec<Value>, TargetError> {
         let mut out = Vec::new();
+        self.list_each(deleted, filter, select, &mut |v| {
+            out.push(v);
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// [`Self::list_select`], handing each user to `each` as its page arrives (a page at a
+    /// time in memory).
+    async fn list_each(
+        &self,
+        deleted: bool,
+        filter: &str,
+        select: &[&str],
+        each: &mut (dyn FnMut(Value) -> Result<(), TargetError> + Send),
+    ) -> Result<(), TargetError> {
         let mut next: Option<Url> = None;
         loop {
             let link = next.clone();
@@ -260,10 +277,12 @@ impl GraphTarget {
                 })
                 .await?;
             let page: Page = json_of(&reply)?;
-            out.extend(page.value);
+            for v in page.value {
+                each(v)?;
+            }
             match page.next_link {
                 Some(link) => next = Some(self.own_link(&link, "@odata.nextLink")?),
-                None => return Ok(out),
+                None => return Ok(()),
             }
         }
     }
@@ -1119,18 +1138,31 @@ fn target_user(value: Value, deleted: bool, anchor_attribute: &str) -> TargetUse
 #[async_trait]
 impl TargetDirectory for GraphTarget {
     async fn list_managed(&self) -> Result<Vec<TargetUser>, TargetError> {
-        let filter = format!("{} ne null", self.anchor_name());
         let mut out = Vec::new();
-        for deleted in [false, true] {
-            out.extend(
-                self.list(deleted, &filter)
-                    .await?
-                    .into_iter()
-                    .map(|v| self.user_of(v, deleted))
-                    .filter(|u| u.anchor.is_some() && !u.id.is_empty()),
-            );
-        }
+        self.list_managed_each(&mut |u| {
+            out.push(u);
+            Ok(())
+        })
+        .await?;
         Ok(out)
+    }
+
+    async fn list_managed_each(&self, each: &mut UserSink<'_>) -> Result<usize, TargetError> {
+        let filter = format!("{} ne null", self.anchor_name());
+        let select = self.select();
+        let mut count = 0;
+        for deleted in [false, true] {
+            self.list_each(deleted, &filter, &select, &mut |v| {
+                let u = self.user_of(v, deleted);
+                if u.anchor.is_none() || u.id.is_empty() {
+                    return Ok(());
+                }
+                count += 1;
+                each(u)
+            })
+            .await?;
+        }
+        Ok(count)
     }
 
     async fn find_by_anchor(&self, anchor: &Anchor) -> Result<Option<TargetUser>, TargetError> {

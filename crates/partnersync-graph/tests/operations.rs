@@ -198,6 +198,42 @@ async fn paging_over_more_than_999_users_keeps_consistency_level() {
         .collect();
     assert_eq!(gets.len(), 2);
     assert!(gets.iter().all(|o| o.status == 200));
+
+    // Streamed a page at a time: the same users, in the same order.
+    let mut streamed = Vec::new();
+    let count = env
+        .target
+        .list_managed_each(&mut |u| {
+            streamed.push(u);
+            Ok(())
+        })
+        .await
+        .expect("stream");
+    assert_eq!(count, 1_205);
+    assert_eq!(streamed, listed);
+
+    // An error from the receiver stops the listing at once and is what the call returns.
+    let before = env.emu.admin().operations().len();
+    let mut seen = 0;
+    let e = env
+        .target
+        .list_managed_each(&mut |_| {
+            seen += 1;
+            if seen == 10 {
+                return Err(partnersync_target::TargetError::new(
+                    ErrorCategory::Validation,
+                    "test_Stop",
+                    "stop here",
+                ));
+            }
+            Ok(())
+        })
+        .await
+        .expect_err("stopped");
+    assert_eq!(e.code, "test_Stop");
+    assert_eq!(seen, 10);
+    let pages_read = env.emu.admin().operations().len() - before;
+    assert_eq!(pages_read, 1, "the second page is never asked for");
 }
 
 #[tokio::test]

@@ -204,12 +204,29 @@ impl fmt::Display for TargetError {
 
 impl std::error::Error for TargetError {}
 
+/// What [`TargetDirectory::list_managed_each`] hands each listed user to.
+pub type UserSink<'a> = dyn FnMut(TargetUser) -> Result<(), TargetError> + Send + 'a;
+
 /// A directory the engine writes to.
 #[async_trait]
 pub trait TargetDirectory: Send + Sync {
     /// Every user bound to an anchor (the users this tool manages), soft-deleted ones
     /// included.
     async fn list_managed(&self) -> Result<Vec<TargetUser>, TargetError>;
+
+    /// [`list_managed`](Self::list_managed), handing each user to `each` as it arrives and
+    /// returning how many there were. The engine's full cycle lists this way and keeps a
+    /// compact copy, so a million users are never held as [`TargetUser`]s at once.
+    /// Implement it when users arrive in pages (Graph); the default collects them first.
+    /// An error from `each` stops the listing and is returned.
+    async fn list_managed_each(&self, each: &mut UserSink<'_>) -> Result<usize, TargetError> {
+        let users = self.list_managed().await?;
+        let count = users.len();
+        for user in users {
+            each(user)?;
+        }
+        Ok(count)
+    }
 
     /// The user bound to `anchor`, if any (soft-deleted ones included).
     async fn find_by_anchor(&self, anchor: &Anchor) -> Result<Option<TargetUser>, TargetError>;

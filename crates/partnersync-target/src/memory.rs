@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::ops::Bound;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -10,7 +11,7 @@ use partnersync_core::Anchor;
 
 use crate::{
     ErrorCategory, Operation, OperationOutcome, TargetChanges, TargetDirectory, TargetError,
-    TargetUser,
+    TargetUser, UserSink,
 };
 
 /// An in-memory target for tests: users keyed by id, writes recorded in a log.
@@ -253,6 +254,37 @@ impl TargetDirectory for InMemoryTarget {
             .collect())
     }
 
+    async fn list_managed_each(&self, each: &mut UserSink<'_>) -> Result<usize, TargetError> {
+        // A page at a time, like Graph, and never calling `each` with the lock held.
+        const PAGE: usize = 1000;
+        let mut after: Option<String> = None;
+        let mut count = 0;
+        loop {
+            let page: Vec<TargetUser> = {
+                let s = self.state.lock().map_err(|_| poisoned())?;
+                let rest = match &after {
+                    Some(id) => s
+                        .users
+                        .range::<String, _>((Bound::Excluded(id), Bound::Unbounded)),
+                    None => s.users.range::<String, _>(..),
+                };
+                rest.map(|(_, u)| u)
+                    .filter(|u| u.anchor.is_some())
+                    .take(PAGE)
+                    .cloned()
+                    .collect()
+            };
+            let Some(last) = page.last() else {
+                return Ok(count);
+            };
+            after = Some(last.id.clone());
+            for user in page {
+                count += 1;
+                each(user)?;
+            }
+        }
+    }
+
     async fn find_by_anchor(&self, anchor: &Anchor) -> Result<Option<TargetUser>, TargetError> {
         let s = self.state.lock().map_err(|_| poisoned())?;
         Ok(s.users
@@ -428,6 +460,42 @@ mod tests {
         assert!(!u.enabled && !u.deleted);
         assert_eq!(u.attributes["displayName"], vec!["Ana".to_string()]);
         assert_eq!(t.log().len(), 5, "failed operations are not logged");
+    }
+
+    #[test]
+    fn streamed_listing_pages_through_every_managed_user() {
+        let t = InMemoryTarget::new();
+        for n in 0..2_345u32 {
+            t.seed(TargetUser {
+                id: format!("id-{n:05}"),
+                // Every tenth user is not managed and never listed.
+                anchor: (n % 10 != 0)
+                    .then(|| Anchor::from_bytes(n.to_le_bytes().to_vec()).unwrap()),
+                attributes: attrs(&format!("u{n}@contoso.com")),
+                enabled: true,
+                deleted: n % 7 == 0,
+            });
+        }
+        let listed = block_on(t.list_managed()).unwrap();
+        assert_eq!(listed.len(), 2_345 - 235);
+        let mut streamed = Vec::new();
+        let count = block_on(t.list_managed_each(&mut |u| {
+            streamed.push(u);
+            Ok(())
+        }))
+        .unwrap();
+        assert_eq!(count, listed.len());
+        assert_eq!(streamed, listed);
+        let mut seen = 0;
+        let e = block_on(t.list_managed_each(&mut |_| {
+            seen += 1;
+            if seen == 3 {
+                return Err(TargetError::new(ErrorCategory::Validation, "stop", "stop"));
+            }
+            Ok(())
+        }))
+        .unwrap_err();
+        assert_eq!((e.code.as_str(), seen), ("stop", 3));
     }
 
     #[test]
