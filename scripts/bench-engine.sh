@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Benchmark (not a test) of issue 6's engine figures, printed as a table against the targets:
 #
-#   plan    a full no-change cycle over BENCH_ENTRIES (default 1,000,000) in-memory entries
+#   plan    a full no-change cycle over BENCH_ENTRIES (default 1,000,000) in-process entries
 #           whose users and state rows already exist (crates/partnersync-engine/benches/
 #           nochange_1m.rs): time, peak RSS, writes. Targets: < 10 s, < 1.5 GB, 0 writes.
+#           The source and target are generated as they are read (like a directory server
+#           and a tenant, they hold nothing in the process); one more run with
+#           InMemorySource/InMemoryTarget holding everything shows what those cost.
 #   delta   a 100,000-user slapd directory (scripts/ldap/slapd.sh), 100 users moved to the
 #           partner domain, one delta cycle through LdapSource (syncrepl), the engine and
 #           GraphTarget into the in-process Graph emulator (benches/delta_100k.rs): time,
@@ -55,27 +58,33 @@ plan() {
   done
   median=$(printf '%s\n' "${runs[@]}" | sort -n | awk -v n="${#runs[@]}" 'NR == int((n + 1) / 2) { print $2 }')
   cp "$DIR/plan-$ENTRIES-run$median.txt" "$out"
-  local s cpu rss heap fix_rss list_heap writes log
-  s=$(value prepare_s "$out"); cpu=$(value prepare_cpu_s "$out")
-  rss=$(value cycle_peak_rss_mib "$out"); fix_rss=$(value fixtures_rss_mib "$out")
-  heap=$(value cycle_heap_peak_over_fixtures_mib "$out")
-  list_heap=$(value target_list_heap_mib "$DIR/plan-reference.txt")
-  writes=$(value writes_attempted "$out"); log=$(value target_log_writes "$out")
+  # Once more with the source and target held in memory whole (InMemorySource,
+  # InMemoryTarget), to show what they cost by themselves.
+  cargo bench -q -p partnersync-engine --bench nochange_1m -- measure-materialised "$ENTRIES" "$state" \
+    > "$DIR/plan-$ENTRIES-materialised.txt"
+  local m="$DIR/plan-$ENTRIES-materialised.txt" ref="$DIR/plan-reference.txt"
+  local s cpu all rss heap writes
+  s=$(value prepare_s "$out"); cpu=$(value prepare_cpu_s "$out"); all=$(value prepare_all_threads_cpu_s "$out")
+  rss=$(value cycle_peak_rss_mib "$out"); heap=$(value cycle_heap_peak_over_fixtures_mib "$out")
+  writes=$(value writes_attempted "$out")
   echo
-  echo "plan: full no-change cycle, $ENTRIES in-memory entries, state file with $(value state_objects "$out") objects (load now $(cut -d' ' -f1-3 /proc/loadavg))"
-  printf '  %-52s %14s %14s  %s\n' "figure" "measured" "target" ""
-  printf '  %-52s %12s s %12s s  %s\n' "prepare_cycle (read, evaluate, match, plan), wall" "$s" "< 10" "$(verdict "$s < 10")"
-  printf '  %-52s %14s\n' "  all $RUNS runs (s)" "$(printf '%s\n' "${runs[@]}" | cut -d' ' -f1 | sort -n | paste -sd' ')"
-  printf '  %-52s %12s s %14s\n' "  the same, main thread CPU time" "$cpu" ""
-  printf '  %-52s %12s s %14s\n' "  of which in-memory target: list_managed alone" "$(value target_list_s "$DIR/plan-reference.txt")" ""
-  printf '  %-52s %12s s %14s\n' "  of which in-memory source: full_read alone" "$(value source_read_s "$DIR/plan-reference.txt")" ""
-  printf '  %-52s %12s s %14s\n' "  of which SQLite: scanning the state file alone" "$(value state_scan_s "$DIR/plan-reference.txt")" ""
-  printf '  %-52s %12s s %14s\n' "execute_cycle (guard, no writes, record)" "$(value execute_s "$out")" ""
-  printf '  %-52s %10s MiB %10s MiB  %s\n' "peak RSS of the process (fixtures included)" "$rss" "< 1536" "$(verdict "$rss < 1536")"
-  printf '  %-52s %10s MiB %14s\n' "  resident before the cycle (source + target fixtures)" "$fix_rss" ""
-  printf '  %-52s %10s MiB %10s MiB  %s\n' "peak heap of the cycle above the fixtures" "$heap" "< 1536" "$(verdict "$heap < 1536")"
-  printf '  %-52s %10s MiB %14s\n' "  of which the target listing (list_managed's Vec)" "$list_heap" ""
-  printf '  %-52s %14s %14s  %s\n' "writes attempted / in the target's log" "$writes / $log" "0" "$(verdict "$writes == 0 && $log == 0")"
+  echo "plan: full no-change cycle, $ENTRIES entries generated as read (source and target hold nothing in the process, as servers would), state file with $(value state_objects "$out") objects (load now $(cut -d' ' -f1-3 /proc/loadavg))"
+  printf '  %-56s %14s %14s  %s\n' "figure" "measured" "target" ""
+  printf '  %-56s %12s s %12s s  %s\n' "prepare_cycle (read, evaluate, match, plan), wall" "$s" "< 10" "$(verdict "$s < 10")"
+  printf '  %-56s %14s\n' "  all $RUNS runs (s)" "$(printf '%s\n' "${runs[@]}" | cut -d' ' -f1 | sort -n | paste -sd' ')"
+  printf '  %-56s %12s s %14s\n' "  CPU time: main thread / all threads (rules on a 2nd)" "$cpu / $all" ""
+  printf '  %-56s %12s s %14s\n' "execute_cycle (guard, no writes, record)" "$(value execute_s "$out")" ""
+  printf '  %-56s %10s MiB %10s MiB  %s\n' "peak RSS of the process" "$rss" "< 1536" "$(verdict "$rss < 1536")"
+  printf '  %-56s %10s MiB %14s\n' "  of which the cycle's own heap at its peak" "$heap" ""
+  printf '  %-56s %14s %14s  %s\n' "writes attempted" "$writes" "0" "$(verdict "$writes == 0")"
+  echo "  with InMemorySource + InMemoryTarget holding all $ENTRIES entries and users:"
+  printf '  %-56s %12s s\n' "  prepare_cycle, wall" "$(value prepare_s "$m")"
+  printf '  %-56s %10s MiB\n' "  resident before the cycle (the two fixtures alone)" "$(value fixtures_rss_mib "$m")"
+  printf '  %-56s %10s MiB\n' "  peak RSS of the process" "$(value cycle_peak_rss_mib "$m")"
+  printf '  %-56s %14s\n' "  writes attempted / in the target's log" "$(value writes_attempted "$m") / $(value target_log_writes "$m")"
+  printf '  %-56s %12s s\n' "  InMemoryTarget::list_managed alone" "$(value target_list_s "$ref")"
+  printf '  %-56s %12s s\n' "  InMemorySource::full_read alone" "$(value source_read_s "$ref")"
+  printf '  %-56s %12s s\n' "  SQLite: scanning the state file alone" "$(value state_scan_s "$ref")"
 }
 
 delta() {

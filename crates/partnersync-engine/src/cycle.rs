@@ -25,8 +25,8 @@ use crate::listing::{Listing, Users};
 use crate::plan::{attributes_of, Planned, Planner};
 use crate::{
     Action, DeletionGuard, DesiredObject, GuardTripped, JournalEntry, Managed, ObjectState,
-    PendingObject, PlanBinding, PlanInput, PlanOptions, RunRecord, StateError, StateStore,
-    SyncPlan,
+    ObjectVisitor, PendingObject, PlanBinding, PlanInput, PlanOptions, RunRecord, StateError,
+    StateStore, SyncPlan,
 };
 
 /// When to stop applying because too many writes fail.
@@ -702,6 +702,7 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// A 128-bit digest of a state row's target id, DN and exported attributes (as stored), so
 /// a full cycle can tell an up-to-date row without holding a million rows in memory. The
 /// hashers are seeded at random per cycle.
+#[derive(Clone)]
 struct RowDigest(
     foldhash::quality::RandomState,
     foldhash::quality::RandomState,
@@ -790,6 +791,35 @@ fn write_exported_json(d: &DesiredObject, out: &mut Vec<u8>) {
         out.push(b']');
     }
     out.push(b'}');
+}
+
+/// What a full cycle knows of the state's rows before the source streams in: a
+/// [`KnownRow`] per row, and how many rows are live (not soft-deleted).
+fn known_rows(
+    digest: &RowDigest,
+    hint: usize,
+    scan: impl FnOnce(&mut ObjectVisitor<'_>) -> Result<(), StateError>,
+) -> Result<(FastMap<Anchor, KnownRow>, usize), StateError> {
+    let mut known: FastMap<Anchor, KnownRow> =
+        FastMap::with_capacity_and_hasher(hint, Default::default());
+    let mut live = 0;
+    scan(&mut |o| {
+        live += usize::from(o.deleted_at.is_none());
+        let anchor = Anchor::from_immutable_id(o.anchor).map_err(|e| StateError::Corrupt {
+            what: "anchor",
+            message: format!("{}: {e}", o.anchor),
+        })?;
+        let row = KnownRow {
+            digest: digest.of(o.target_id, o.dn, o.exported_json.as_bytes()),
+            disabled_at: o.disabled_at,
+            in_scope: false,
+            verified: false,
+            seen: false,
+        };
+        known.insert(anchor, row);
+        Ok(())
+    })?;
+    Ok((known, live))
 }
 
 /// What a full cycle keeps of each managed object while the source streams in.
@@ -1059,25 +1089,15 @@ async fn full(
     // Sized by a hint: counting the rows first would cost SQLite a scan of its own. A
     // hint far above the count (rows forgotten since) is capped: the map still grows.
     let hint = state.object_count_hint().min(1 << 22);
-    let mut known: FastMap<Anchor, KnownRow> =
-        FastMap::with_capacity_and_hasher(hint, Default::default());
-    let mut state_objects = 0;
-    state.scan_objects(&mut |o| {
-        state_objects += usize::from(o.deleted_at.is_none());
-        let anchor = Anchor::from_immutable_id(o.anchor).map_err(|e| StateError::Corrupt {
-            what: "anchor",
-            message: format!("{}: {e}", o.anchor),
-        })?;
-        let row = KnownRow {
-            digest: digest.of(o.target_id, o.dn, o.exported_json.as_bytes()),
-            disabled_at: o.disabled_at,
-            in_scope: false,
-            verified: false,
-            seen: false,
-        };
-        known.insert(anchor, row);
-        Ok(())
-    })?;
+    // The state is scanned on another thread while the target is listed, when the store
+    // can scan detached (SQLite: a second, read-only connection).
+    let scanning = state.detached_scan().and_then(|scan| {
+        let digest = digest.clone();
+        std::thread::Builder::new()
+            .name("partnersync-state-scan".into())
+            .spawn(move || known_rows(&digest, hint, scan))
+            .ok()
+    });
     // Listed first, so the source can be planned as it streams in: the listing is the one
     // side held whole.
     let mut listing = Listing::default();
@@ -1087,6 +1107,13 @@ async fn full(
             Ok(())
         })
         .await?;
+    let (known, state_objects) = match scanning {
+        Some(thread) => thread.join().map_err(|_| StateError::Corrupt {
+            what: "objects",
+            message: "the state scan stopped unexpectedly".into(),
+        })??,
+        None => known_rows(&digest, hint, |visit| state.scan_objects(visit))?,
+    };
     let mut sink = FullPlanSink {
         rules,
         soft_match: options.soft_match,

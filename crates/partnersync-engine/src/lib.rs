@@ -59,6 +59,6 @@ pub use plan::{
     PlanInput, PlanOptions, PlannedError, SyncPlan, PLAN_VERSION,
 };
 pub use state::{
-    JournalEntry, ObjectState, PendingObject, RunRecord, SqliteStateStore, StateError, StateStore,
-    StoredObject, SCHEMA_VERSION,
+    DetachedScan, JournalEntry, ObjectState, ObjectVisitor, PendingObject, RunRecord,
+    SqliteStateStore, StateError, StateStore, StoredObject, SCHEMA_VERSION,
 };

@@ -79,6 +79,14 @@ pub struct StoredObject<'a> {
     pub deleted_at: Option<i64>,
 }
 
+/// Receives the rows of a scan ([`StateStore::scan_objects`], [`DetachedScan`]); an error
+/// stops the scan and is returned.
+pub type ObjectVisitor<'a> = dyn FnMut(StoredObject<'_>) -> Result<(), StateError> + 'a;
+
+/// A scan of every managed object that owns what it needs
+/// ([`StateStore::detached_scan`]), so it can run on another thread.
+pub type DetachedScan = Box<dyn FnOnce(&mut ObjectVisitor<'_>) -> Result<(), StateError> + Send>;
+
 /// An object whose last write failed (or that a rule could not evaluate), kept so the next
 /// cycle retries it even when the source reports no change for it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -216,6 +224,13 @@ pub trait StateStore: Send {
     fn object_count_hint(&self) -> usize {
         0
     }
+    /// [`scan_objects`](Self::scan_objects) as a task that owns what it needs, so a full
+    /// cycle can scan on another thread while it lists the target. It must see what
+    /// `scan_objects` would see now. `None` (the default) when the store cannot; the
+    /// engine then scans in place.
+    fn detached_scan(&self) -> Option<DetachedScan> {
+        None
+    }
     /// Objects disabled at or before `before` (Unix seconds) and not deleted.
     fn disabled_before(&self, before: i64) -> Result<Vec<ObjectState>, StateError>;
     /// Records objects and forgets others, in one transaction, and finishes the journal
@@ -309,6 +324,36 @@ impl SqliteStateStore {
 }
 
 const OBJECT_COLUMNS: &str = "anchor, target_id, dn, exported, disabled_at, deleted_at";
+
+/// Every row of `objects`, borrowed from SQLite's buffers, to `visit`.
+fn scan_rows(conn: &Connection, visit: &mut ObjectVisitor<'_>) -> Result<(), StateError> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {OBJECT_COLUMNS} FROM objects"))?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        // Borrowed text; a value that is not text fails as `objects` fails on it.
+        let text = |i: usize| -> Result<&str, StateError> {
+            match r.get_ref(i)?.as_str() {
+                Ok(s) => Ok(s),
+                Err(e) => Err(match r.get::<_, String>(i) {
+                    Err(e) => e.into(),
+                    Ok(_) => StateError::Corrupt {
+                        what: "object row",
+                        message: e.to_string(),
+                    },
+                }),
+            }
+        };
+        visit(StoredObject {
+            anchor: text(0)?,
+            target_id: text(1)?,
+            dn: text(2)?,
+            exported_json: text(3)?,
+            disabled_at: r.get(4)?,
+            deleted_at: r.get(5)?,
+        })?;
+    }
+    Ok(())
+}
 
 fn object_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawObject> {
     Ok(RawObject {
@@ -437,34 +482,30 @@ impl StateStore for SqliteStateStore {
         &self,
         visit: &mut dyn FnMut(StoredObject<'_>) -> Result<(), StateError>,
     ) -> Result<(), StateError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!("SELECT {OBJECT_COLUMNS} FROM objects"))?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            // Borrowed text; a value that is not text fails as `objects` fails on it.
-            let text = |i: usize| -> Result<&str, StateError> {
-                match r.get_ref(i)?.as_str() {
-                    Ok(s) => Ok(s),
-                    Err(e) => Err(match r.get::<_, String>(i) {
-                        Err(e) => e.into(),
-                        Ok(_) => StateError::Corrupt {
-                            what: "object row",
-                            message: e.to_string(),
-                        },
-                    }),
-                }
-            };
-            visit(StoredObject {
-                anchor: text(0)?,
-                target_id: text(1)?,
-                dn: text(2)?,
-                exported_json: text(3)?,
-                disabled_at: r.get(4)?,
-                deleted_at: r.get(5)?,
-            })?;
+        scan_rows(&self.conn, visit)
+    }
+
+    fn detached_scan(&self) -> Option<DetachedScan> {
+        // Its own read-only connection on the same file: in WAL mode it reads the last
+        // committed state alongside this one. Not for an in-memory database (a second
+        // connection would see another, empty one).
+        let path = self.path.clone();
+        if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+            return None;
         }
-        Ok(())
+        Some(Box::new(move |visit| {
+            let conn = Connection::open_with_flags(
+                &path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(|e| StateError::Open {
+                path: path.clone(),
+                message: format!("cannot open for reading: {e}"),
+            })?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            scan_rows(&conn, visit)
+        }))
     }
 
     fn object(&self, anchor: &Anchor) -> Result<Option<ObjectState>, StateError> {
@@ -666,6 +707,56 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir.join("state.db")
+    }
+
+    #[test]
+    fn a_detached_scan_sees_what_scan_objects_sees() {
+        let path = temp("detached");
+        let mut s = SqliteStateStore::open(&path).unwrap();
+        for n in 0..50u8 {
+            let mut exported = Attributes::new();
+            exported.insert("displayName".into(), vec![format!("User \"{n}\"")]);
+            s.put_object(&ObjectState {
+                anchor: Anchor::from_bytes(vec![n + 1; 16]).unwrap(),
+                target_id: format!("id-{n}"),
+                dn: format!("CN=User {n}"),
+                exported,
+                disabled_at: (n % 5 == 0).then_some(i64::from(n)),
+                deleted_at: (n % 7 == 0).then_some(1),
+            })
+            .unwrap();
+        }
+        let rows = |scan: &mut dyn FnMut(&mut ObjectVisitor<'_>) -> Result<(), StateError>| {
+            let mut out = Vec::new();
+            scan(&mut |o| {
+                out.push(format!("{o:?}"));
+                Ok(())
+            })
+            .unwrap();
+            out
+        };
+        let in_place = rows(&mut |visit| s.scan_objects(visit));
+        assert_eq!(in_place.len(), 50);
+        let detached = s.detached_scan().expect("a file can be scanned detached");
+        // On another thread, as the engine runs it.
+        let on_thread = std::thread::spawn(move || {
+            let mut scan = Some(detached);
+            rows(&mut |visit| scan.take().expect("once")(visit))
+        })
+        .join()
+        .unwrap();
+        assert_eq!(on_thread, in_place);
+        // An error from the visitor stops the scan and is returned.
+        let mut seen = 0;
+        let e = s.detached_scan().unwrap()(&mut |_| {
+            seen += 1;
+            Err(StateError::Corrupt {
+                what: "test",
+                message: "stop".into(),
+            })
+        })
+        .unwrap_err();
+        assert!(matches!(e, StateError::Corrupt { what: "test", .. }) && seen == 1);
     }
 
     #[test]
