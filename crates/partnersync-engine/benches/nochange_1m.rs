@@ -128,6 +128,26 @@ fn reference(n: u64, dir: Option<&Path>) -> Result<(), String> {
             Ok(())
         }
     }
+    // What the generators cost by themselves (they stand in for servers; this part of
+    // `measure`'s time is theirs, not the engine's).
+    let t = Instant::now();
+    let mut sink = Drop(0);
+    block_on(partnersync_source::SourceDirectory::full_read(
+        &fixture::GeneratedSource(n),
+        &mut sink,
+    ))
+    .map_err(|e| e.to_string())?;
+    println!("generated_source_read_s {:.2}", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    block_on(partnersync_target::TargetDirectory::list_managed_each(
+        &fixture::GeneratedTarget(n),
+        &mut |u| {
+            std::hint::black_box(u);
+            Ok(())
+        },
+    ))
+    .map_err(|e| e.to_string())?;
+    println!("generated_target_list_s {:.2}", t.elapsed().as_secs_f64());
     let rules = fixture::rules();
     let (source, target) = fixture::in_sync(&rules, n);
     let base = fixture::heap_mib();

@@ -864,8 +864,6 @@ struct FullPlanSink<'a> {
     /// the read (it may only be spelled differently).
     unsure: Vec<(usize, ObjectState)>,
     json: Vec<u8>,
-    /// Where the rules are evaluated when not on this thread.
-    eval: Option<Evaluator>,
 }
 
 /// [`RowDigest`] of the row [`exported_row`] gives for `d` bound to target id `id`, with
@@ -889,97 +887,7 @@ impl FullPlanSink<'_> {
     }
 }
 
-/// Entries per batch handed to the [`Evaluator`] (a few in tests, so that they cross
-/// batches).
-const EVAL_BATCH: usize = if cfg!(test) { 3 } else { 256 };
-/// Batches queued for the [`Evaluator`] before the source read waits for it.
-const EVAL_QUEUE: usize = 8;
-
-/// Rule evaluation on a second thread: the source read and the planning stay on the
-/// caller's thread, entries go to the evaluator in batches and come back as desired
-/// objects in the same order.
-struct Evaluator {
-    to: std::sync::mpsc::SyncSender<Vec<(Entry, bool)>>,
-    from: std::sync::mpsc::Receiver<Vec<DesiredObject>>,
-    batch: Vec<(Entry, bool)>,
-    /// Batches sent and not yet received back.
-    in_flight: usize,
-}
-
-impl Evaluator {
-    /// Starts the thread, with its own copy of the rules; `None` when no thread can be
-    /// started (the caller then evaluates itself).
-    fn start(rules: &RuleSet) -> Option<Evaluator> {
-        let (to, entries) = std::sync::mpsc::sync_channel::<Vec<(Entry, bool)>>(EVAL_QUEUE);
-        let (done, from) = std::sync::mpsc::channel();
-        let rules = rules.clone();
-        std::thread::Builder::new()
-            .name("partnersync-evaluate".into())
-            .spawn(move || {
-                for batch in entries {
-                    let desired = batch
-                        .into_iter()
-                        .map(|(e, known)| evaluate(&rules, e, known))
-                        .collect();
-                    if done.send(desired).is_err() {
-                        return;
-                    }
-                }
-            })
-            .ok()?;
-        Some(Evaluator {
-            to,
-            from,
-            batch: Vec::with_capacity(EVAL_BATCH),
-            in_flight: 0,
-        })
-    }
-
-    fn send(&mut self) -> Result<(), SinkError> {
-        if self.batch.is_empty() {
-            return Ok(());
-        }
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(EVAL_BATCH));
-        self.to.send(batch).map_err(|_| evaluator_stopped())?;
-        self.in_flight += 1;
-        Ok(())
-    }
-}
-
-fn evaluator_stopped() -> SinkError {
-    SinkError::from("the rule evaluation thread stopped unexpectedly".to_string())
-}
-
 impl FullPlanSink<'_> {
-    /// Plans the desired objects the evaluator has finished; with `wait`, every entry
-    /// handed to it so far.
-    fn collect(&mut self, wait: bool) -> Result<(), SinkError> {
-        loop {
-            let Some(eval) = &mut self.eval else {
-                return Ok(());
-            };
-            if wait {
-                eval.send()?;
-            }
-            if eval.in_flight == 0 {
-                return Ok(());
-            }
-            let batch = if wait {
-                eval.from.recv().map_err(|_| evaluator_stopped())?
-            } else {
-                match eval.from.try_recv() {
-                    Ok(batch) => batch,
-                    Err(std::sync::mpsc::TryRecvError::Empty) => return Ok(()),
-                    Err(_) => return Err(evaluator_stopped()),
-                }
-            };
-            eval.in_flight -= 1;
-            for d in batch {
-                self.place(d);
-            }
-        }
-    }
-
     /// Plans `d` and keeps what needs a write, an error or a state update.
     fn place(&mut self, d: DesiredObject) {
         let mut row = self.known.get_mut(&d.anchor);
@@ -1027,9 +935,7 @@ impl FullPlanSink<'_> {
 }
 
 impl EntrySink for FullPlanSink<'_> {
-    /// Notes that the source returned `e` and plans it (on the evaluator, when there is
-    /// one). At a million entries the map lookups are much of the cost, so each map is
-    /// looked up once here and once when planning.
+    /// Notes that the source returned `e` and plans it.
     fn entry(&mut self, e: Entry) -> Result<(), SinkError> {
         self.entries += 1;
         let row = self.known.get_mut(&e.anchor);
@@ -1043,25 +949,12 @@ impl EntrySink for FullPlanSink<'_> {
             },
         };
         if again {
-            // Returned twice: the later entry wins, once the earlier one is planned.
-            self.collect(true)?;
+            // Returned twice: the later entry wins.
             self.retract(&e.anchor);
         }
-        match &mut self.eval {
-            Some(eval) => {
-                eval.batch.push((e, known));
-                if eval.batch.len() < EVAL_BATCH {
-                    return Ok(());
-                }
-                eval.send()?;
-                self.collect(false)
-            }
-            None => {
-                let d = evaluate(self.rules, e, known);
-                self.place(d);
-                Ok(())
-            }
-        }
+        let d = evaluate(self.rules, e, known);
+        self.place(d);
+        Ok(())
     }
 
     fn deleted(&mut self, _: Anchor) -> Result<(), SinkError> {
@@ -1129,10 +1022,8 @@ async fn full(
         untracked: Vec::new(),
         unsure: Vec::new(),
         json: Vec::new(),
-        eval: Evaluator::start(rules),
     };
     let summary = source.full_read(&mut sink).await?;
-    sink.collect(true).map_err(SourceError::Sink)?;
     let FullPlanSink {
         mut known,
         mut planner,
