@@ -29,7 +29,7 @@ pub enum SourceCommand {
     /// certificate, ...); 2 bad configuration or arguments.
     Check(SourceArgs),
     /// Stream the entries in scope to stdout: one JSON object per line
-    /// ({"anchor": base64, "dn": ..., "attributes": {name: [value | {"base64": ...}]}}),
+    /// ({"anchor": ImmutableId, "dn": ..., "attributes": {name: [value | {"base64": ...}]}}),
     /// or LDIF. With --cookie FILE: a delta read from the cookie in FILE (missing or empty:
     /// a full read), deleted objects as {"anchor": ..., "deleted": true}, and the new cookie
     /// written back to FILE.
@@ -373,7 +373,7 @@ impl Printer {
             Printer::Ldif(w, deleted) => {
                 let mut out = w.into_inner();
                 for a in deleted {
-                    writeln!(out, "# deleted: anchor {}", B64.encode(a.as_bytes()))?;
+                    writeln!(out, "# deleted: anchor {}", a.to_immutable_id())?;
                 }
                 out
             }
@@ -396,7 +396,7 @@ impl EntrySink for Printer {
             Printer::Jsonl(out) => writeln!(
                 out,
                 "{{\"anchor\":{},\"deleted\":true}}",
-                json_str(&B64.encode(anchor.as_bytes()))
+                json_str(&anchor.to_immutable_id())
             )?,
             Printer::Ldif(_, deleted) => deleted.push(anchor),
         }
@@ -408,12 +408,13 @@ fn json_str(s: &str) -> String {
     serde_json::Value::String(s.to_string()).to_string()
 }
 
-/// `{"anchor": base64, "dn": ..., "attributes": {name: [text | {"base64": ...}]}}`, keys in
-/// that order and attributes in the source's order.
+/// `{"anchor": ImmutableId, "dn": ..., "attributes": {name: [text | {"base64": ...}]}}`, keys
+/// in that order and attributes in the source's order. The anchor is written as its
+/// ImmutableId (base64, or the text of an entryUUID or nsUniqueId), as `preview` takes it.
 pub(crate) fn entry_json(entry: &Entry) -> String {
     let mut s = format!(
         "{{\"anchor\":{},\"dn\":{},\"attributes\":{{",
-        json_str(&B64.encode(entry.anchor.as_bytes())),
+        json_str(&entry.anchor.to_immutable_id()),
         json_str(&entry.dn)
     );
     for (i, (name, values)) in entry.attributes.iter().enumerate() {
@@ -521,6 +522,14 @@ mod tests {
         );
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["attributes"]["cn"][1], "Z");
+        // An entryUUID anchor is its text, as `preview` and Graph take it.
+        let uuid = "3b5c9e50-2f1a-103f-8e61-6b2b4d3c7041";
+        let u = Entry::new(Anchor::from_uuid_str(uuid).unwrap(), "uid=u,dc=x");
+        assert!(
+            entry_json(&u).starts_with(&format!(r#"{{"anchor":"{uuid}","dn""#)),
+            "{}",
+            entry_json(&u)
+        );
     }
 
     #[test]

@@ -1075,12 +1075,18 @@ fn find_entry<'a>(
     entries: &'a [partnersync_core::Entry],
     key: &str,
 ) -> Option<&'a partnersync_core::Entry> {
-    let anchor = Anchor::from_immutable_id(key)
-        .ok()
-        .or_else(|| Anchor::from_guid_str(key).ok());
+    // A GUID-shaped key is both an entryUUID's ImmutableId and an objectGUID's GUID string
+    // (whose bytes are another anchor), so both are tried.
+    let anchors: Vec<Anchor> = [
+        Anchor::from_immutable_id(key).ok(),
+        Anchor::from_guid_str(key).ok(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     entries
         .iter()
-        .find(|e| anchor.as_ref() == Some(&e.anchor) || e.dn.eq_ignore_ascii_case(key.trim()))
+        .find(|e| anchors.contains(&e.anchor) || e.dn.eq_ignore_ascii_case(key.trim()))
 }
 
 async fn preview(common: &Common, key: &str) -> u8 {
@@ -1562,4 +1568,30 @@ fn init(dir: &Path, force: bool) -> u8 {
         c = config.display()
     );
     exit::OK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use partnersync_core::Entry;
+
+    #[test]
+    fn preview_finds_an_entry_by_immutable_id_guid_or_dn() {
+        let guid = "6f1c2b3a-0d4e-4f51-9a62-7b8c9d0e1f21";
+        let uuid = "3b5c9e50-2f1a-103f-8e61-6b2b4d3c7041";
+        let entries = [
+            Entry::new(Anchor::from_guid_str(guid).unwrap(), "CN=Ad,DC=x"),
+            Entry::new(Anchor::from_uuid_str(uuid).unwrap(), "uid=ldap,dc=x"),
+        ];
+        let dn_of = |key: &str| find_entry(&entries, key).map(|e| e.dn.as_str());
+        assert_eq!(dn_of(guid), Some("CN=Ad,DC=x"));
+        assert_eq!(
+            dn_of(&entries[0].anchor.to_immutable_id()),
+            Some("CN=Ad,DC=x")
+        );
+        assert_eq!(dn_of(uuid), Some("uid=ldap,dc=x"));
+        assert_eq!(dn_of(&uuid.to_ascii_uppercase()), Some("uid=ldap,dc=x"));
+        assert_eq!(dn_of("UID=LDAP,DC=X"), Some("uid=ldap,dc=x"));
+        assert_eq!(dn_of("3b5c9e50-2f1a-103f-8e61-6b2b4d3c7042"), None);
+    }
 }

@@ -10,6 +10,9 @@
 //!   they were first written with, so output reads the way the directory wrote it.
 //! - Values are bytes or text: AD's `objectGUID` and `objectSid` are binary and must survive
 //!   untouched, while almost everything else is UTF-8 text.
+//! - An [`Anchor`]'s ImmutableId is base64 of its bytes, as Entra Connect writes it, except for
+//!   `entryUUID` and `nsUniqueId` anchors, which are their lowercase text: Entra ID compares
+//!   ImmutableIds ignoring case, and base64 is case-sensitive.
 //!
 //! ```
 //! use partnersync_core::{Anchor, Entry, UserType};

@@ -178,6 +178,63 @@ async fn item7_uniqueness_conflicts_carry_object_conflict_details() {
     assert_eq!(r.json()["error"]["details"][0]["target"], "proxyAddresses");
 }
 
+/// Entra ID compares `onPremisesImmutableId` without regard to case, for uniqueness and in
+/// `$filter`: two base64 anchors that differ only in letter case are one ImmutableId to it
+/// (which is why partnersync writes entryUUID anchors as their lowercase text).
+#[tokio::test]
+async fn item7_immutable_ids_differing_only_in_case_conflict_and_match() {
+    let env = start().await;
+    // Two UUIDs whose base64 differs only in the case of the first letter.
+    let (lower, upper) = ("OC6bWhtuED+KBXc9Lh9kLA==", "oC6bWhtuED+KBXc9Lh9kLA==");
+    let mut first = user("casefirst");
+    first["onPremisesImmutableId"] = json!(lower);
+    let first_id = env.create(&first).await;
+    let mut second = user("casesecond");
+    second["onPremisesImmutableId"] = json!(upper);
+    let r = env.post("/users", &second).await;
+    assert_error(
+        &r,
+        400,
+        "Request_BadRequest",
+        "Another object with the same value for property onPremisesImmutableId already exists.",
+    );
+    assert_eq!(
+        r.json()["error"]["details"][1]["target"],
+        format!("User_{first_id}")
+    );
+    // Setting it on an existing user conflicts as well.
+    second["onPremisesImmutableId"] = json!("3b5c9e50-2f1a-103f-8e61-6b2b4d3c7041");
+    let second_id = env.create(&second).await;
+    let r = env
+        .patch(
+            &format!("/users/{second_id}"),
+            &json!({"onPremisesImmutableId": upper}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    // A lookup finds the user whatever the case; a UUID in text form is an ordinary string.
+    for (filter, want) in [
+        (upper, first_id.as_str()),
+        ("3B5C9E50-2F1A-103F-8E61-6B2B4D3C7041", second_id.as_str()),
+    ] {
+        let r = env
+            .get_adv(&format!(
+                "/users?$filter=onPremisesImmutableId%20eq%20'{}'&$count=true&$select=id",
+                filter.replace('+', "%2B").replace('=', "%3D")
+            ))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let v = r.json();
+        let ids: Vec<&str> = v["value"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|u| u["id"].as_str())
+            .collect();
+        assert_eq!(ids, [want], "{filter}");
+    }
+}
+
 #[tokio::test]
 async fn item7_unknown_and_read_only_properties_are_rejected() {
     let env = start().await;

@@ -343,8 +343,8 @@ impl GraphTarget {
             users::odata_string(&anchor.to_immutable_id())
         );
         for deleted in [false, true] {
-            // Graph compares strings without regard to case; anchors are base64, where case
-            // matters, so only an exact match is this anchor's user.
+            // Graph compares strings without regard to case; base64 anchors are case-sensitive,
+            // so only a user whose value decodes to this anchor is this anchor's user.
             if let Some(u) = self
                 .list(deleted, &filter)
                 .await?

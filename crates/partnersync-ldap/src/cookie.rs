@@ -1,7 +1,7 @@
 //! The LDAP source's cookie: versioned, self-describing JSON.
 //!
 //! ```text
-//! partnersync-ldap-cookie/1\n{"mechanism":"syncrepl","server":"…","scope":"…","state":{…},"known":["<base64 anchor>",…]}
+//! partnersync-ldap-cookie/2\n{"mechanism":"syncrepl","server":"…","scope":"…","state":{…},"known":["<ImmutableId>",…]}
 //! ```
 //! - `mechanism` and `server` (the DC's NTDS settings DN, or the URL and naming contexts)
 //!   bind the cookie to where it came from: another DC, another server or another mechanism
@@ -10,16 +10,19 @@
 //!   for another scope would silently miss entries that came into scope;
 //! - `known` lists the anchors in scope after the read, so deletions (and objects leaving
 //!   the scope) are reported exactly: only anchors that were in scope are reported deleted.
+//!   Anchors are written as their ImmutableId (base64, or the text of an entryUUID);
+//!   version 1 held entryUUIDs as 16 bytes, which are other anchors, so it is refused.
 
 use std::collections::BTreeSet;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
+use partnersync_core::Anchor;
 use partnersync_source::Cookie;
 use serde::{Deserialize, Serialize};
 
 const MAGIC: &str = "partnersync-ldap-cookie/";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// The mechanism-specific position.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,13 +102,21 @@ mod known_set {
     use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(set: &BTreeSet<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(set.iter().map(|a| b64(a)))
+        let ids: Result<Vec<String>, _> = set
+            .iter()
+            .map(|a| Anchor::from_bytes(a.clone()).map(|a| a.to_immutable_id()))
+            .collect();
+        s.collect_seq(ids.map_err(serde::ser::Error::custom)?)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeSet<Vec<u8>>, D::Error> {
         let list = Vec::<String>::deserialize(d)?;
         list.iter()
-            .map(|s| unb64(s).ok_or_else(|| serde::de::Error::custom("an anchor is not base64")))
+            .map(|s| {
+                Anchor::from_immutable_id(s)
+                    .map(|a| a.as_bytes().to_vec())
+                    .map_err(serde::de::Error::custom)
+            })
             .collect()
     }
 }
@@ -128,8 +139,15 @@ mod tests {
         let encoded = c.encode();
         assert!(encoded
             .as_bytes()
-            .starts_with(b"partnersync-ldap-cookie/1\n{"));
+            .starts_with(b"partnersync-ldap-cookie/2\n{"));
         assert_eq!(LdapCookie::decode(&encoded).unwrap(), c);
+        // Version 1 held entryUUID anchors as 16 bytes: a full read, not false deletions.
+        let v1 = String::from_utf8(encoded.as_bytes().to_vec())
+            .unwrap()
+            .replacen("cookie/2", "cookie/1", 1);
+        assert!(LdapCookie::decode(&Cookie::new(v1.into_bytes()))
+            .unwrap_err()
+            .contains("format version 1"));
         assert!(LdapCookie::decode(&Cookie::new(b"\xff".to_vec()))
             .unwrap_err()
             .contains("not issued by the LDAP source"));
@@ -139,9 +157,36 @@ mod tests {
                 .contains("version 9")
         );
         assert!(
-            LdapCookie::decode(&Cookie::new(b"partnersync-ldap-cookie/1\n{".to_vec()))
+            LdapCookie::decode(&Cookie::new(b"partnersync-ldap-cookie/2\n{".to_vec()))
                 .unwrap_err()
                 .contains("damaged")
         );
+    }
+
+    #[test]
+    fn known_anchors_are_written_as_immutable_ids() {
+        let uuid = Anchor::from_uuid_str("3b5c9e50-2f1a-103f-8e61-6b2b4d3c7041").unwrap();
+        let c = LdapCookie {
+            server: "ldap://x|dc=x".into(),
+            scope: "abc".into(),
+            state: DeltaState::SyncRepl {
+                bases: vec![SyncBase {
+                    cookie: Some(b64(b"rid=001,csn=1")),
+                    known: [uuid.as_bytes().to_vec()].into_iter().collect(),
+                }],
+            },
+            known: [vec![0xfb; 16]].into_iter().collect(),
+        };
+        let encoded = c.encode();
+        let text = std::str::from_utf8(encoded.as_bytes()).unwrap();
+        assert!(
+            text.contains(r#""known":["3b5c9e50-2f1a-103f-8e61-6b2b4d3c7041"]"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#""known":["+/v7+/v7+/v7+/v7+/v7+w=="]"#),
+            "{text}"
+        );
+        assert_eq!(LdapCookie::decode(&encoded).unwrap(), c);
     }
 }

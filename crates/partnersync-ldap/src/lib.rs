@@ -7,7 +7,8 @@
 //! to learn what the server is and which controls it supports, and then:
 //! - **full read**: a paged search (page ≤ 1000) of every base DN, OU include/exclude applied,
 //!   only the configured attributes, `member;range=…` resolved, each entry anchored by
-//!   `ms-DS-ConsistencyGuid`/`objectGUID` (AD) or `entryUUID`/`nsUniqueId` (others);
+//!   `ms-DS-ConsistencyGuid`/`objectGUID` (AD) or `entryUUID`/`nsUniqueId` (others, as
+//!   their lowercase text: see [`partnersync_core::Anchor`]);
 //! - **delta read** from the [`Cookie`](partnersync_source::Cookie) the previous read
 //!   returned, with the mechanism the server supports: AD **DirSync**, AD **uSNChanged**
 //!   polling, or RFC 4533 **syncrepl** refreshOnly (OpenLDAP syncprov, 389-ds).

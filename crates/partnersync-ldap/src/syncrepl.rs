@@ -6,6 +6,10 @@
 //! ones we knew but were neither present nor sent are the deleted ones. Deletions are only
 //! reported for anchors that were in scope (the cookie keeps them per base), because syncprov
 //! also names entries that never matched.
+//!
+//! The server names entries by syncUUID, the entryUUID as 16 bytes in RFC order, while an
+//! entry's anchor is its entryUUID in text form: every syncUUID becomes that anchor
+//! ([`Anchor::from_uuid_bytes`]) before it is compared, kept or reported.
 
 use std::collections::{BTreeSet, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -98,6 +102,7 @@ pub(crate) async fn run(
             )
             .await?;
         let mut new_cookie: Option<Vec<u8>> = None;
+        // Anchor bytes (text form), like `present`, `sent` and `out_of_scope`.
         let mut deleted_uuids: HashSet<Vec<u8>> = HashSet::new();
         let mut present: HashSet<Vec<u8>> = HashSet::new();
         let mut present_phase = false;
@@ -137,11 +142,15 @@ pub(crate) async fn run(
                             if cookie.is_some() {
                                 new_cookie = cookie;
                             }
+                            let anchors = sync_uuids
+                                .iter()
+                                .map(|u| sync_uuid_anchor(u, &info.url, base))
+                                .collect::<Result<Vec<_>, _>>()?;
                             if refresh_deletes {
-                                deleted_uuids.extend(sync_uuids);
+                                deleted_uuids.extend(anchors);
                             } else {
                                 present_phase = true;
-                                present.extend(sync_uuids);
+                                present.extend(anchors);
                             }
                         }
                     }
@@ -158,11 +167,19 @@ pub(crate) async fn run(
                         }
                         match state.state {
                             EntryState::Present => {
-                                present.insert(state.entry_uuid.clone());
+                                present.insert(sync_uuid_anchor(
+                                    &state.entry_uuid,
+                                    &info.url,
+                                    base,
+                                )?);
                                 continue;
                             }
                             EntryState::Delete => {
-                                deleted_uuids.insert(state.entry_uuid.clone());
+                                deleted_uuids.insert(sync_uuid_anchor(
+                                    &state.entry_uuid,
+                                    &info.url,
+                                    base,
+                                )?);
                                 continue;
                             }
                             EntryState::Add | EntryState::Modify => {}
@@ -263,6 +280,18 @@ pub(crate) async fn run(
     Ok(SyncOutcome::Done(next_bases))
 }
 
+/// The anchor bytes of a syncUUID: the entryUUID's text form, as the entry's anchor has it.
+fn sync_uuid_anchor(uuid: &[u8], url: &str, base: &str) -> Result<Vec<u8>, LdapSourceError> {
+    let raw: &[u8; 16] = uuid.try_into().map_err(|_| LdapSourceError::Protocol {
+        url: url.to_string(),
+        reason: format!(
+            "a syncUUID of {} bytes (not 16) during syncrepl on {base}",
+            uuid.len()
+        ),
+    })?;
+    Ok(Anchor::from_uuid_bytes(raw).as_bytes().to_vec())
+}
+
 /// The Sync State control of an entry, if any.
 fn sync_state(controls: &[Control]) -> Result<Option<SyncState>, String> {
     for c in controls {
@@ -273,4 +302,28 @@ fn sync_state(controls: &[Control]) -> Result<Option<SyncState>, String> {
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync_uuids_become_the_entry_uuid_anchor() {
+        // The syncUUID bytes of entryUUID 3b5c9e50-2f1a-103f-8e61-6b2b4d3c7041.
+        let uuid = [
+            0x3b, 0x5c, 0x9e, 0x50, 0x2f, 0x1a, 0x10, 0x3f, 0x8e, 0x61, 0x6b, 0x2b, 0x4d, 0x3c,
+            0x70, 0x41,
+        ];
+        let policy = partnersync_source::AnchorPolicy::new(["entryUUID"]);
+        let mut attrs = partnersync_core::Attributes::new();
+        attrs.insert("entryUUID", "3B5C9E50-2F1A-103F-8E61-6B2B4D3C7041");
+        let entry_anchor = policy.anchor_of(&attrs).unwrap();
+        assert_eq!(
+            sync_uuid_anchor(&uuid, "ldap://x", "dc=x").unwrap(),
+            entry_anchor.as_bytes()
+        );
+        let err = sync_uuid_anchor(&uuid[..15], "ldap://x", "dc=x").unwrap_err();
+        assert!(err.to_string().contains("syncUUID of 15 bytes"), "{err}");
+    }
 }

@@ -54,11 +54,13 @@ async fn full_read_pages_through_every_user_with_anchors_from_entry_uuid() {
     assert_eq!(all.entries.len() as u64, expected);
     let distinct: BTreeSet<&Anchor> = all.entries.iter().map(|e| &e.anchor).collect();
     assert_eq!(distinct.len() as u64, expected);
-    // The anchor is entryUUID's 16 bytes in RFC order: its GUID rendering differs from the
-    // text (Microsoft's mixed-endian), and the ImmutableId is base64 of those bytes.
+    // The anchor is entryUUID in text form, lowercase, and that text is the ImmutableId
+    // (Entra ID ignores case, and base64 of slapd's time-based UUIDs can differ only in case).
     let first = &all.entries[0];
-    assert_eq!(first.anchor.as_bytes().len(), 16);
-    assert_eq!(first.anchor.to_immutable_id().len(), 24);
+    let uuid = first.attributes.first_text("entryUUID").unwrap();
+    assert_eq!(first.anchor.to_immutable_id(), uuid.to_ascii_lowercase());
+    assert_eq!(first.anchor.as_bytes().len(), 36);
+    assert_eq!(first.anchor.to_guid_string(), None);
     assert!(first.attributes.first_text("uid").is_some());
     assert!(first.attributes.contains("entryUUID"));
     assert!(
@@ -128,16 +130,11 @@ async fn full_read_keeps_unicode_binary_values_and_all_members_of_a_large_group(
     );
     let group = all.entries.iter().find(|e| e.dn == group_dn).unwrap();
     assert_eq!(group.attributes.get("member").unwrap().len(), 1600);
-    // entryUUID text → anchor bytes in RFC order.
+    // entryUUID text → the anchor in text form.
     let uuid =
         String::from_utf8(admin.value(&format!("uid=lukasz,{ou}"), "entryUUID").await).unwrap();
-    let hex: String = lukasz
-        .anchor
-        .as_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    assert_eq!(hex, uuid.replace('-', ""));
+    assert_eq!(lukasz.anchor, Anchor::from_uuid_str(&uuid).unwrap());
+    assert_eq!(lukasz.anchor.to_immutable_id(), uuid.to_ascii_lowercase());
 }
 
 #[tokio::test]

@@ -1,20 +1,25 @@
 use std::fmt;
 
-use partnersync_core::{Anchor, AttributeName, AttributeValue, Attributes};
+use partnersync_core::{Anchor, AnchorError, AttributeName, AttributeValue, Attributes};
 
 use crate::error::AnchorProblem;
 
-/// How an anchor attribute's value becomes anchor bytes.
+/// How an anchor attribute's value becomes an [`Anchor`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AnchorEncoding {
     /// A Microsoft GUID (`objectGUID`, `ms-DS-ConsistencyGuid`): 16 raw bytes, kept as they
     /// are; a GUID string is accepted too and converted to Microsoft's mixed-endian byte order.
+    /// The ImmutableId is base64 of the 16 bytes, as Entra Connect writes it.
     MicrosoftGuid,
-    /// An RFC 4122 UUID string (`entryUUID`): its 16 bytes in RFC (big-endian, textual)
-    /// order — *not* Microsoft's mixed-endian order. 16 raw bytes are kept as they are.
+    /// An RFC 4122 UUID (`entryUUID`), as text of any case or as 16 raw bytes in RFC
+    /// (big-endian, textual) order. The anchor is in text form, the canonical lowercase
+    /// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` ([`Anchor::from_uuid_str`]), which is also its
+    /// ImmutableId: Entra ID compares ImmutableIds ignoring case, and the base64 of
+    /// OpenLDAP's time-based UUIDs, which share most of their bytes, can differ only in case.
     Uuid,
-    /// 389 Directory Server's `nsUniqueId` (`xxxxxxxx-xxxxxxxx-xxxxxxxx-xxxxxxxx`): the 32 hex
-    /// digits as 16 bytes, in textual order.
+    /// 389 Directory Server's `nsUniqueId` (`xxxxxxxx-xxxxxxxx-xxxxxxxx-xxxxxxxx`), as text or
+    /// as 16 raw bytes in textual order. Like [`AnchorEncoding::Uuid`], the anchor is its
+    /// canonical lowercase text ([`Anchor::from_ns_unique_id_str`]).
     NsUniqueId,
     /// The value's bytes as they are (any other attribute, e.g. an employee number).
     Raw,
@@ -36,54 +41,34 @@ impl AnchorEncoding {
         }
     }
 
-    /// Turns one attribute value into anchor bytes, or says what was expected.
+    /// Turns one attribute value into an anchor, or says what was expected.
     pub fn decode(self, value: &AttributeValue) -> Result<Anchor, String> {
         let bytes = value.as_bytes();
-        let anchor = match self {
-            AnchorEncoding::MicrosoftGuid if bytes.len() == 16 => {
-                Anchor::from_bytes(bytes.to_vec())
+        // 16 bytes are never the text of a GUID, UUID or nsUniqueId, so they are the raw
+        // identifier even when they happen to be valid UTF-8.
+        let raw16: Option<&[u8; 16]> = bytes.try_into().ok();
+        let text = || value.as_text().unwrap_or_default();
+        match (self, raw16) {
+            (AnchorEncoding::MicrosoftGuid, Some(raw)) => Anchor::from_bytes(raw.to_vec()),
+            (AnchorEncoding::MicrosoftGuid, None) if text().trim().len() >= 32 => {
+                Anchor::from_guid_str(text())
             }
-            AnchorEncoding::MicrosoftGuid => match value.as_text() {
-                Some(text) if text.trim().len() >= 32 => Anchor::from_guid_str(text),
-                _ => {
-                    return Err(format!(
-                        "expected a 16-byte binary GUID (base64-encoded after '::' in LDIF) or a \
-                         GUID string, found {} bytes",
-                        bytes.len()
-                    ))
-                }
-            },
-            AnchorEncoding::Uuid if bytes.len() == 16 && value.as_text().is_none() => {
-                Anchor::from_bytes(bytes.to_vec())
+            (AnchorEncoding::MicrosoftGuid, None) => {
+                return Err(format!(
+                    "expected a 16-byte binary GUID (base64-encoded after '::' in LDIF) or a \
+                     GUID string, found {} bytes",
+                    bytes.len()
+                ))
             }
-            AnchorEncoding::Uuid => {
-                return value
-                    .as_text()
-                    .and_then(uuid_bytes)
-                    .and_then(|b| Anchor::from_bytes(b.to_vec()).ok())
-                    .ok_or_else(|| {
-                        format!(
-                            "'{}' is not a UUID (expected xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)",
-                            value.to_text_lossy()
-                        )
-                    })
-            }
-            AnchorEncoding::NsUniqueId => {
-                return value
-                    .as_text()
-                    .and_then(ns_unique_id_bytes)
-                    .and_then(|b| Anchor::from_bytes(b.to_vec()).ok())
-                    .ok_or_else(|| {
-                        format!(
-                            "'{}' is not an nsUniqueId (expected \
-                             xxxxxxxx-xxxxxxxx-xxxxxxxx-xxxxxxxx)",
-                            value.to_text_lossy()
-                        )
-                    })
-            }
-            AnchorEncoding::Raw => Anchor::from_bytes(bytes.to_vec()),
-        };
-        anchor.map_err(|e| e.to_string())
+            (AnchorEncoding::Uuid, Some(raw)) => Ok(Anchor::from_uuid_bytes(raw)),
+            (AnchorEncoding::Uuid, None) => Anchor::from_uuid_str(text())
+                .map_err(|_| AnchorError::NotAUuid(value.to_text_lossy().into_owned())),
+            (AnchorEncoding::NsUniqueId, Some(raw)) => Ok(Anchor::from_ns_unique_id_bytes(raw)),
+            (AnchorEncoding::NsUniqueId, None) => Anchor::from_ns_unique_id_str(text())
+                .map_err(|_| AnchorError::NotAnNsUniqueId(value.to_text_lossy().into_owned())),
+            (AnchorEncoding::Raw, _) => Anchor::from_bytes(bytes.to_vec()),
+        }
+        .map_err(|e| e.to_string())
     }
 }
 
@@ -103,7 +88,7 @@ impl fmt::Display for AnchorEncoding {
 pub struct AnchorAttribute {
     /// The attribute name (case-insensitive).
     pub name: AttributeName,
-    /// How its value becomes anchor bytes.
+    /// How its value becomes an anchor.
     pub encoding: AnchorEncoding,
 }
 
@@ -195,45 +180,15 @@ impl AnchorPolicy {
         for a in &self.attributes {
             hasher.write_str_lowercase(a.name.as_str());
             hasher.write(a.encoding.to_string().as_bytes());
+            // Cookies from builds that kept these anchors as 16 bytes hold other anchors.
+            if matches!(
+                a.encoding,
+                AnchorEncoding::Uuid | AnchorEncoding::NsUniqueId
+            ) {
+                hasher.write(b" as text");
+            }
         }
     }
-}
-
-/// 16 bytes from 32 hex digits, ignoring `-` separators wherever they are.
-fn hex16(text: &str) -> Option<[u8; 16]> {
-    let digits: Vec<u8> = text.bytes().filter(|b| *b != b'-').collect();
-    if digits.len() != 32 {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    for (slot, pair) in out.iter_mut().zip(digits.chunks(2)) {
-        let pair = std::str::from_utf8(pair).ok()?;
-        *slot = u8::from_str_radix(pair, 16).ok()?;
-    }
-    Some(out)
-}
-
-/// An RFC 4122 UUID string (optionally in braces) as its 16 bytes in textual order.
-fn uuid_bytes(text: &str) -> Option<[u8; 16]> {
-    let t = text.trim();
-    let t = t
-        .strip_prefix('{')
-        .and_then(|s| s.strip_suffix('}'))
-        .unwrap_or(t);
-    let groups: Vec<&str> = t.split('-').collect();
-    if groups.iter().map(|g| g.len()).ne([8, 4, 4, 4, 12]) {
-        return None;
-    }
-    hex16(t)
-}
-
-/// An `nsUniqueId` (`xxxxxxxx-xxxxxxxx-xxxxxxxx-xxxxxxxx`) as 16 bytes in textual order.
-fn ns_unique_id_bytes(text: &str) -> Option<[u8; 16]> {
-    let t = text.trim();
-    if t.split('-').map(|g| g.len()).ne([8, 8, 8, 8]) {
-        return None;
-    }
-    hex16(t)
 }
 
 #[cfg(test)]
@@ -273,32 +228,65 @@ mod tests {
     }
 
     #[test]
-    fn entry_uuid_uses_rfc_byte_order() {
+    fn entry_uuid_is_its_lowercase_text() {
         let a = AnchorPolicy::default()
             .anchor_of(&attrs(&[(
                 "entryUUID",
                 "00112233-4455-6677-8899-AABBCCDDEEFF".into(),
             )]))
             .unwrap();
+        assert_eq!(a.as_bytes(), b"00112233-4455-6677-8899-aabbccddeeff");
+        assert_eq!(a.to_immutable_id(), "00112233-4455-6677-8899-aabbccddeeff");
+    }
+
+    /// syncrepl names entries by their syncUUID, the entryUUID's 16 bytes in RFC order; it
+    /// must be the same anchor as the entry's entryUUID text.
+    #[test]
+    fn entry_uuid_text_and_its_16_bytes_are_the_same_anchor() {
+        let raw: [u8; 16] = [
+            0x3b, 0x5c, 0x9e, 0x50, 0x2f, 0x1a, 0x10, 0x3f, 0x8e, 0x61, 0x6b, 0x2b, 0x4d, 0x3c,
+            0x70, 0x41,
+        ];
+        let text = "3b5c9e50-2f1a-103f-8e61-6b2b4d3c7041";
+        let policy = AnchorPolicy::default();
+        let from_text = policy
+            .anchor_of(&attrs(&[("entryUUID", text.into())]))
+            .unwrap();
+        let from_binary = policy
+            .anchor_of(&attrs(&[(
+                "entryUUID",
+                AttributeValue::Binary(raw.to_vec()),
+            )]))
+            .unwrap();
+        assert_eq!(from_text, from_binary);
+        assert_eq!(from_text, Anchor::from_uuid_bytes(&raw));
         assert_eq!(
-            a.as_bytes(),
-            &[
-                0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd,
-                0xee, 0xff
-            ]
+            AnchorEncoding::Uuid.decode(&AttributeValue::from_bytes(raw.to_vec())),
+            Ok(from_text.clone())
+        );
+        // 16 bytes that happen to be UTF-8 are still the raw UUID, never text.
+        let ascii = *b"0123456789abcdef";
+        assert_eq!(
+            AnchorEncoding::Uuid.decode(&AttributeValue::from_bytes(ascii.to_vec())),
+            Ok(Anchor::from_uuid_bytes(&ascii))
         );
     }
 
     #[test]
-    fn ns_unique_id_is_hex_in_textual_order() {
-        let a = AnchorPolicy::default()
+    fn ns_unique_id_is_its_lowercase_text() {
+        let policy = AnchorPolicy::default();
+        let a = policy
             .anchor_of(&attrs(&[(
                 "nsUniqueId",
-                "00112233-44556677-8899aabb-ccddeeff".into(),
+                "00112233-44556677-8899AABB-ccddeeff".into(),
             )]))
             .unwrap();
-        assert_eq!(a.as_bytes()[..4], [0x00, 0x11, 0x22, 0x33]);
-        assert_eq!(a.as_bytes().len(), 16);
+        assert_eq!(a.as_bytes(), b"00112233-44556677-8899aabb-ccddeeff");
+        let raw: Vec<u8> = (0u8..16).map(|i| i * 0x11).collect();
+        let binary = policy
+            .anchor_of(&attrs(&[("nsUniqueId", AttributeValue::Binary(raw))]))
+            .unwrap();
+        assert_eq!(binary, a);
     }
 
     #[test]
@@ -354,8 +342,13 @@ mod tests {
             .anchor_of(&attrs(&[("nsUniqueId", "00112233-4455".into())]))
             .unwrap_err();
         assert!(bad.to_string().contains("is not an nsUniqueId"), "{bad}");
-        assert!(uuid_bytes("0011223-34455-6677-8899-aabbccddeeff").is_none());
-        assert!(uuid_bytes("zz112233-4455-6677-8899-aabbccddeeff").is_none());
+        for text in [
+            "0011223-34455-6677-8899-aabbccddeeff",
+            "zz112233-4455-6677-8899-aabbccddeeff",
+            "+0112233-4455-6677-8899-aabbccddeeff",
+        ] {
+            assert!(AnchorEncoding::Uuid.decode(&text.into()).is_err(), "{text}");
+        }
     }
 
     #[test]

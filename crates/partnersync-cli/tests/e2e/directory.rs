@@ -229,6 +229,18 @@ pub async fn lifecycle(flavor: Flavor) {
             "{create}"
         );
     }
+    if flavor == Flavor::Slapd {
+        // An entryUUID anchor reaches Graph as its lowercase text, not base64: Entra ID
+        // compares ImmutableIds ignoring case.
+        let dn = d.dn(&guest_by_upn);
+        let uuid = String::from_utf8(d.admin.value(&dn, "entryUUID").await).expect("text");
+        let u = emu.user(&upn(&guest_by_upn, PARTNERS)).await;
+        assert_eq!(
+            u["onPremisesImmutableId"],
+            uuid.to_ascii_lowercase().as_str(),
+            "{u}"
+        );
+    }
     let writes = emu.writes_after(0).await;
     assert_eq!(writes.len(), 6, "{writes:#?}");
     assert!(
@@ -295,6 +307,14 @@ pub async fn lifecycle(flavor: Flavor) {
     let p = job.run("preview", &[&new_dn]).await.expect(0);
     assert_eq!(p.json["target_user"]["id"], gmark_id, "{}", p.stdout);
     assert_eq!(p.json["plan"]["actions"], json!([]), "{}", p.stdout);
+    // The same object by its ImmutableId; an entryUUID's in upper case too, as Entra ID
+    // ignores case.
+    let mut anchor = text(&p.json["anchor"]).to_string();
+    if flavor == Flavor::Slapd {
+        anchor.make_ascii_uppercase();
+    }
+    let by_anchor = job.run("preview", &[&anchor]).await.expect(0);
+    assert_eq!(by_anchor.json["dn"], p.json["dn"], "{}", by_anchor.stdout);
 
     // 5. Member → Guest: the UPN moves to the partner domain; one PATCH with the UPN and
     // the userType change.

@@ -441,7 +441,10 @@ fn entries_get_their_anchor_from_the_policy() {
         entries[0].anchor.to_guid_string().as_deref(),
         Some("d2b8c3a8-1c1e-4b5d-8f70-123456789abc")
     );
-    assert_eq!(entries[1].anchor.as_bytes()[..4], [0x00, 0x11, 0x22, 0x33]);
+    assert_eq!(
+        entries[1].anchor.to_immutable_id(),
+        "00112233-4455-6677-8899-aabbccddeeff"
+    );
     let custom = parse_entries(
         b"dn: cn=a\nuid: ana\n".as_slice(),
         "t.ldif",
