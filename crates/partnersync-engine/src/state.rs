@@ -144,7 +144,7 @@ const MIGRATIONS: &[&str] = &[
     // 1: the first schema.
     "CREATE TABLE settings (key TEXT PRIMARY KEY, value BLOB);
      CREATE TABLE objects (
-        anchor TEXT PRIMARY KEY,          -- ImmutableId: base64 of the anchor bytes
+        anchor TEXT PRIMARY KEY,          -- the anchor's ImmutableId (base64, or entryUUID/nsUniqueId text)
         target_id TEXT NOT NULL UNIQUE,   -- the target's object id
         dn TEXT NOT NULL,
         exported TEXT NOT NULL,           -- JSON: attribute -> [values] last written

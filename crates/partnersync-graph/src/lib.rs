@@ -662,11 +662,18 @@ impl GraphTarget {
                 format!("{message} [conflicting property: mail]"),
             ))
         };
-        let ours = anchor.to_immutable_id();
         let attribute = self.anchor_name();
+        // Compared as anchors, not strings: a UUID-text anchor another tool wrote in upper
+        // case is still ours.
         if let Some(id) = found
             .iter()
-            .find(|u| u.get(attribute).and_then(Value::as_str) == Some(&ours))
+            .find(|u| {
+                u.get(attribute)
+                    .and_then(Value::as_str)
+                    .and_then(|id| Anchor::from_immutable_id(id).ok())
+                    .as_ref()
+                    == Some(anchor)
+            })
             .and_then(|u| u.get("id").and_then(Value::as_str))
         {
             return Ok(ExistingUser::Ours(id.to_string()));

@@ -150,3 +150,33 @@ async fn an_existing_b2b_guest_is_reinvited_and_bound_not_converted() {
     );
     assert_eq!(env.emu.admin().count().active, 1);
 }
+
+#[tokio::test]
+async fn a_user_bound_to_our_uuid_anchor_in_upper_case_is_ours() {
+    // Another tool wrote our entryUUID anchor in upper case; Graph compares ImmutableIds
+    // ignoring case, and so must the "is this user already ours?" check.
+    let env = start_tweaked(EmulatorConfig::default(), &|c| {
+        c.invitation.convert_internal_users = true
+    })
+    .await;
+    let ours = partnersync_core::Anchor::from_uuid_str("3b5c1f0e-7d2a-4c61-9e8f-0a1b2c3d4e5f")
+        .expect("uuid");
+    let id = internal_guest(
+        &env.emu,
+        json!({"onPremisesImmutableId": ours.to_immutable_id().to_uppercase()}),
+    );
+    let r = env
+        .target
+        .apply(&[Operation::Create {
+            anchor: ours.clone(),
+            mode: CreationMode::Invitation,
+            attributes: attrs(&[("mail", "pat@fabrikam.com"), ("displayName", "Pat Partner")]),
+        }])
+        .await;
+    assert_eq!(
+        r[0],
+        Ok(OperationOutcome::Created { id }),
+        "bound, not a conflict"
+    );
+    assert_eq!(invitations(&env.emu), 0, "nobody was invited");
+}
