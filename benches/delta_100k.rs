@@ -14,7 +14,8 @@
 //! 1. `setup`: the first, full cycle creates every user in the emulator (throttling off,
 //!    the client's write rate unlimited, `$batch` of 20);
 //! 2. `settle`: a delta cycle; the target's change feed returns the users cycle 1 created,
-//!    all as the state recorded them, so it writes nothing;
+//!    all as the state recorded them: echoes of partnersync's own writes, recognised as
+//!    such (`settle_target_echoes`) and not planned again, so it writes nothing;
 //! 3. `nochange`: a delta cycle with nothing changed anywhere;
 //! 4. `delta`: after `ldapmodify` moves 100 Member users to the partner domain (UPN suffix
 //!    `@partners.contoso.com`, `extensionAttribute1` removed), the measured delta cycle:
@@ -353,6 +354,7 @@ impl Cycle<'_> {
         println!("{name}_ldap_entries {ldap_entries}");
         println!("{name}_ldap_deleted {ldap_deleted}");
         println!("{name}_target_changes {}", report.target_changes);
+        println!("{name}_target_echoes {}", report.target_echoes);
         println!("{name}_writes {}", report.attempted);
         let retried = report
             .plan

@@ -120,6 +120,7 @@ delta() {
     printf '  %-52s %14s\n' "  of which failed: anchors equal but for letter case" "$c"
   fi
   printf '  %-52s %12s s %14s\n' "setup: next delta ($(value settle_target_changes "$out") own creates in the feed)" "$(value settle_s "$out")" ""
+  printf '  %-52s %14s %14s\n' "  of which recognised as own writes, not planned" "$(value settle_target_echoes "$out")" ""
 }
 
 case "$what" in

@@ -567,6 +567,7 @@ fn report_json(report: &CycleReport, staging: bool) -> serde_json::Value {
         "mode": report.mode.to_string(),
         "source_entries": report.source_entries,
         "target_changes": report.target_changes,
+        "target_echoes": report.target_echoes,
         "attempted": report.attempted,
         "failures": report.failures.iter().map(|(a, e)| json!({"anchor": a, "category": e.category, "code": e.code, "message": e.message})).collect::<Vec<_>>(),
         "recovered": report.recovered,
@@ -577,8 +578,16 @@ fn report_json(report: &CycleReport, staging: bool) -> serde_json::Value {
 }
 
 fn print_report(report: &CycleReport, staging: bool) {
+    let echoes = if report.target_echoes > 0 {
+        format!(
+            ", {} of them only partnersync's own writes",
+            report.target_echoes
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "read:    {} ({} source entr{}, {} target change(s))",
+        "read:    {} ({} source entr{}, {} target change(s){echoes})",
         report.mode,
         report.source_entries,
         if report.source_entries == 1 {

@@ -186,6 +186,9 @@ pub struct PreparedCycle {
     pub source_deleted: usize,
     /// Target changes seen since the last cycle (delta reads).
     pub target_changes: usize,
+    /// Of those, users that only echoed partnersync's own last write to them and were not
+    /// planned again (delta reads).
+    pub target_echoes: usize,
     /// Journal entries from an earlier run that never finished (a crash); this plan
     /// looked the objects up again.
     pub recovered: Vec<JournalEntry>,
@@ -255,6 +258,8 @@ pub struct CycleReport {
     pub source_entries: usize,
     /// Target changes seen (delta cycles).
     pub target_changes: usize,
+    /// Of those, echoes of partnersync's own writes, not planned again (delta cycles).
+    pub target_echoes: usize,
     /// Writes attempted (0 in staging mode).
     pub attempted: usize,
     /// Writes that failed, with their anchor and error.
@@ -422,19 +427,43 @@ fn evaluate(rules: &RuleSet, e: Entry, known: bool) -> DesiredObject {
 
 /// The target user as the state store last left it (what partnersync wrote).
 fn user_from_state(o: &ObjectState) -> TargetUser {
-    let enabled = o.disabled_at.is_none()
-        && o.exported
-            .get("accountEnabled")
-            .and_then(|v| v.first())
-            .is_none_or(|v| v != "false");
     TargetUser {
         id: o.target_id.clone(),
         anchor: Some(o.anchor.clone()),
         attributes: o.exported.clone(),
-        enabled,
+        enabled: enabled_in_state(o),
         deleted: o.deleted_at.is_some(),
     }
 }
+
+/// Whether the user of `o` can sign in, as partnersync last left it.
+fn enabled_in_state(o: &ObjectState) -> bool {
+    o.disabled_at.is_none()
+        && o.exported
+            .get("accountEnabled")
+            .and_then(|v| v.first())
+            .is_none_or(|v| v != "false")
+}
+
+/// Whether a user the change feed reports is only the echo of partnersync's own last write
+/// to it: bound to the same anchor, live, enabled or not as recorded, and every exported
+/// attribute the feed reports equal to the recorded value (what the feed leaves out is
+/// unchanged). Planning such a user against what was last written changes nothing — the
+/// merged user and the state's user agree on everything a plan compares — so a delta cycle
+/// after a large apply need not plan its own writes again. Anything else (a different value
+/// of an exported attribute, the anchor, sign-in, deletion) is drift and is planned.
+fn is_echo(o: &ObjectState, u: &TargetUser) -> bool {
+    o.deleted_at.is_none()
+        && !u.deleted
+        && u.anchor.as_ref() == Some(&o.anchor)
+        && u.enabled == enabled_in_state(o)
+        && o.exported
+            .iter()
+            .all(|(k, v)| u.attributes.get(k).is_none_or(|reported| reported == v))
+}
+
+/// Target changes looked up in the state store this many at a time.
+const FEED_LOOKUP_CHUNK: usize = 500;
 
 /// Reads and plans, writing nothing (not even to the state store).
 pub async fn prepare_cycle(
@@ -631,6 +660,7 @@ fn finish_prepare(
         source_entries: counts.0,
         source_deleted: counts.1,
         target_changes: counts.2,
+        target_echoes: 0,
         recovered: Vec::new(),
         desired,
         known,
@@ -1105,6 +1135,7 @@ async fn full(
         source_entries,
         source_deleted: 0,
         target_changes: 0,
+        target_echoes: 0,
         recovered: Vec::new(),
         desired,
         known: rows,
@@ -1149,27 +1180,56 @@ async fn delta(
         universe.insert(anchor);
     }
     universe.extend(source_deleted.iter().cloned());
+    let pending = state.pending()?;
+    let retried: HashSet<Anchor> = pending
+        .iter()
+        .filter_map(|p| Anchor::from_immutable_id(&p.anchor).ok())
+        .collect();
+    // Objects planned from something besides the feed (the source delta, the retry list):
+    // their reported state is always kept, echo or not.
+    let planned_anyway =
+        |a: &Anchor| desired.contains_key(a) || source_deleted.contains(a) || retried.contains(a);
     let target_changes = changes.changed.len() + changes.deleted.len() + changes.removed.len();
-    for u in changes.changed {
-        match state.object_by_target_id(&u.id)? {
-            Some(o) => {
-                let mut merged = user_from_state(&o);
-                merged.attributes.extend(u.attributes);
-                merged.enabled = u.enabled;
-                merged.deleted = false;
-                universe.insert(o.anchor.clone());
-                users.insert(o.anchor.clone(), merged);
-                known.insert(o.anchor.clone(), o);
-            }
-            None => {
-                if let Some(a) = u.anchor.clone() {
-                    foreign.insert(a, u);
+    // After a large apply the feed reports every user written: look them up in chunks, and
+    // leave out the echoes of partnersync's own writes (`is_echo`).
+    let mut echoes = 0;
+    let mut changed = changes.changed.into_iter().peekable();
+    while changed.peek().is_some() {
+        let chunk: Vec<TargetUser> = changed.by_ref().take(FEED_LOOKUP_CHUNK).collect();
+        let ids: Vec<&str> = chunk.iter().map(|u| u.id.as_str()).collect();
+        let mut rows: HashMap<String, ObjectState> = state
+            .objects_by_target_ids(&ids)?
+            .into_iter()
+            .map(|o| (o.target_id.clone(), o))
+            .collect();
+        for u in chunk {
+            match rows.remove(&u.id) {
+                Some(o) if is_echo(&o, &u) && !planned_anyway(&o.anchor) => echoes += 1,
+                Some(o) => {
+                    let mut merged = user_from_state(&o);
+                    merged.attributes.extend(u.attributes);
+                    merged.enabled = u.enabled;
+                    merged.deleted = false;
+                    universe.insert(o.anchor.clone());
+                    users.insert(o.anchor.clone(), merged);
+                    known.insert(o.anchor.clone(), o);
+                }
+                None => {
+                    if let Some(a) = u.anchor.clone() {
+                        foreign.insert(a, u);
+                    }
                 }
             }
         }
     }
-    for id in &changes.deleted {
-        if let Some(o) = state.object_by_target_id(id)? {
+    for ids in changes.deleted.chunks(FEED_LOOKUP_CHUNK) {
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        for o in state.objects_by_target_ids(&ids)? {
+            // Soft-deleted by partnersync itself: its own delete, echoed.
+            if o.deleted_at.is_some() && !planned_anyway(&o.anchor) {
+                echoes += 1;
+                continue;
+            }
             let mut u = user_from_state(&o);
             u.deleted = true;
             universe.insert(o.anchor.clone());
@@ -1185,7 +1245,6 @@ async fn delta(
             known.insert(o.anchor.clone(), o);
         }
     }
-    let pending = state.pending()?;
     let mut pending_scope: Vec<String> = Vec::new();
     for p in &pending {
         let Ok(a) = Anchor::from_immutable_id(&p.anchor) else {
@@ -1271,7 +1330,7 @@ async fn delta(
         HashMap::new()
     };
     pending_scope.extend(universe.iter().map(Anchor::to_immutable_id));
-    Ok(finish_prepare(
+    let mut prepared = finish_prepare(
         desired,
         users.into_values().collect(),
         known,
@@ -1283,7 +1342,9 @@ async fn delta(
         Some(next_source_cookie),
         Some(changes.cookie),
         (source_entries, source_deleted.len(), target_changes),
-    ))
+    );
+    prepared.target_echoes = echoes;
+    Ok(prepared)
 }
 
 /// Checks the guard, applies the prepared plan (unless staging) and records everything.
@@ -1517,6 +1578,7 @@ fn report(
         mode: p.mode,
         source_entries: p.source_entries,
         target_changes: p.target_changes,
+        target_echoes: p.target_echoes,
         attempted,
         failures,
         stopped,
@@ -1550,6 +1612,7 @@ fn record(
             "source_entries": p.source_entries,
             "source_deleted": p.source_deleted,
             "target_changes": p.target_changes,
+            "target_echoes": p.target_echoes,
             "creates": counts.creates, "adoptions": counts.adoptions, "updates": counts.updates,
             "user_type_changes": counts.user_type_changes,
             "restores": counts.restores, "disables": counts.disables, "deletes": counts.deletes,

@@ -216,6 +216,17 @@ pub trait StateStore: Send {
     fn object(&self, anchor: &Anchor) -> Result<Option<ObjectState>, StateError>;
     /// The managed object with this target id.
     fn object_by_target_id(&self, id: &str) -> Result<Option<ObjectState>, StateError>;
+    /// The managed objects with these target ids (those the store knows), in any order. A
+    /// delta cycle looks up every user the change feed reports, which after a large apply
+    /// is every user written; stores that can should answer many ids at once. The default
+    /// asks [`object_by_target_id`](Self::object_by_target_id) for each.
+    fn objects_by_target_ids(&self, ids: &[&str]) -> Result<Vec<ObjectState>, StateError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(self.object_by_target_id(id)?);
+        }
+        Ok(out)
+    }
     /// How many objects are managed (soft-deleted ones excluded).
     fn object_count(&self) -> Result<usize, StateError>;
     /// About how many rows [`scan_objects`](Self::scan_objects) visits, to size memory
@@ -516,6 +527,21 @@ impl StateStore for SqliteStateStore {
 
     fn object_by_target_id(&self, id: &str) -> Result<Option<ObjectState>, StateError> {
         Ok(self.query_objects("WHERE target_id = ?1", [id])?.pop())
+    }
+
+    fn objects_by_target_ids(&self, ids: &[&str]) -> Result<Vec<ObjectState>, StateError> {
+        // One statement per 500 ids (well under SQLite's variable limit), each id a probe of
+        // the target_id index.
+        const CHUNK: usize = 500;
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            out.extend(self.query_objects(
+                &format!("WHERE target_id IN ({marks})"),
+                rusqlite::params_from_iter(chunk.iter()),
+            )?);
+        }
+        Ok(out)
     }
 
     fn object_count_hint(&self) -> usize {

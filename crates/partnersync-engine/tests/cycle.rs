@@ -781,3 +781,204 @@ fn a_restore_and_the_update_after_it_never_share_a_batch() {
     assert_eq!(u.attributes["userType"], vec!["Guest".to_string()]);
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// A portal edit: the user of anchor `n`, an attribute, its new value.
+type PortalEdit = (u8, &'static str, &'static str);
+
+/// A target where an administrator edits users in the portal while partnersync applies: after
+/// each `apply` call, the edits queued for it are made.
+struct EditedDuringApply {
+    inner: InMemoryTarget,
+    /// Per apply call, last call first: the edits made right after it.
+    edits: std::sync::Mutex<Vec<Vec<PortalEdit>>>,
+}
+
+impl EditedDuringApply {
+    /// `edits[i]` is made right after the i-th `apply` call.
+    fn new(edits: Vec<Vec<PortalEdit>>) -> Self {
+        EditedDuringApply {
+            inner: InMemoryTarget::new(),
+            edits: std::sync::Mutex::new(edits.into_iter().rev().collect()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl TargetDirectory for EditedDuringApply {
+    async fn list_managed(&self) -> Result<Vec<TargetUser>, partnersync_target::TargetError> {
+        self.inner.list_managed().await
+    }
+    async fn find_by_anchor(
+        &self,
+        anchor: &Anchor,
+    ) -> Result<Option<TargetUser>, partnersync_target::TargetError> {
+        self.inner.find_by_anchor(anchor).await
+    }
+    async fn find_by(
+        &self,
+        attribute: &str,
+        value: &str,
+    ) -> Result<Vec<TargetUser>, partnersync_target::TargetError> {
+        self.inner.find_by(attribute, value).await
+    }
+    async fn delta_cookie(&self) -> Result<String, partnersync_target::TargetError> {
+        self.inner.delta_cookie().await
+    }
+    async fn changes_since(
+        &self,
+        cookie: &str,
+    ) -> Result<partnersync_target::TargetChanges, partnersync_target::TargetError> {
+        self.inner.changes_since(cookie).await
+    }
+    async fn apply(
+        &self,
+        operations: &[Operation],
+    ) -> Vec<Result<partnersync_target::OperationOutcome, partnersync_target::TargetError>> {
+        let results = self.inner.apply(operations).await;
+        let edits = self.edits.lock().unwrap().pop().unwrap_or_default();
+        for (n, attribute, value) in edits {
+            let id = id_of(&self.inner, n);
+            assert!(self.inner.edit(&id, attribute, vec![value.into()]));
+        }
+        results
+    }
+}
+
+/// After a large apply the change feed returns every user partnersync wrote. Those whose
+/// reported values are exactly what it wrote are echoes, counted and not planned again; a
+/// portal edit made *while* the apply ran — to a user it had just written, or to one it
+/// did not write at all — is still seen by the next delta cycle and corrected.
+#[test]
+fn own_writes_are_not_planned_again_but_drift_made_during_the_apply_is() {
+    let rules = RuleSet::from_toml_str(RULES).unwrap();
+    let source = source_of(30);
+    // Batches of 10: the edits land between partnersync's writes.
+    let opts = CycleOptions {
+        batch_size: 10,
+        ..CycleOptions::default()
+    };
+    let target = EditedDuringApply::new(vec![
+        // After the first batch (users 1-10 created): user 1's userType (managed) and
+        // user 2's jobTitle (not managed by the rules).
+        vec![(1, "userType", "Guest"), (2, "jobTitle", "Portal")],
+        vec![],
+        vec![],
+        // The correction of user 1.
+        vec![],
+        // The second full cycle writes one user; meanwhile user 20, which it did not
+        // write, is edited.
+        vec![(20, "userType", "Guest")],
+    ]);
+    let (mut st, dir) = state("echoes");
+    let first = block_on(run_cycle(&source, &target, &rules, &mut st, &opts)).unwrap();
+    assert!(matches!(first.mode, ReadMode::Full(_)));
+    assert_eq!(first.attempted, 30);
+
+    target.inner.clear_log();
+    let next = block_on(run_cycle(&source, &target, &rules, &mut st, &opts)).unwrap();
+    assert_eq!(next.mode, ReadMode::Delta);
+    assert_eq!(next.target_changes, 30, "every create is in the feed");
+    assert_eq!(next.target_echoes, 29, "all but the drifted user 1");
+    let [Action::Update {
+        anchor: a, changes, ..
+    }] = &next.plan.actions[..]
+    else {
+        panic!("one update expected: {:?}", next.plan)
+    };
+    assert_eq!(a, &anchor(1).to_immutable_id());
+    assert_eq!(changes[0].old, vec!["Guest".to_string()]);
+    assert_eq!(changes[0].new, vec!["Member".to_string()]);
+
+    // The correction comes back as an echo; nothing more to do.
+    let quiet = block_on(run_cycle(&source, &target, &rules, &mut st, &opts)).unwrap();
+    assert_eq!((quiet.target_changes, quiet.target_echoes), (1, 1));
+    assert!(quiet.plan.is_empty(), "{:?}", quiet.plan);
+
+    // A full cycle that writes one user while the portal changes another.
+    source.modify(&anchor(5), |a| {
+        a.set("userPrincipalName", vec!["u5@partners.contoso.com".into()])
+    });
+    let full = block_on(run_cycle(
+        &source,
+        &target,
+        &rules,
+        &mut st,
+        &CycleOptions {
+            force_full: true,
+            ..opts.clone()
+        },
+    ))
+    .unwrap();
+    assert_eq!(full.attempted, 1, "{:?}", full.plan);
+    let after = block_on(run_cycle(&source, &target, &rules, &mut st, &opts)).unwrap();
+    assert_eq!((after.target_changes, after.target_echoes), (2, 1));
+    assert_eq!(after.plan.actions.len(), 1, "{:?}", after.plan);
+    assert_eq!(after.plan.actions[0].anchor(), anchor(20).to_immutable_id());
+    let user = block_on(target.find_by_anchor(&anchor(20)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(user.attributes["userType"], vec!["Member".to_string()]);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// What a delta cycle plans is the same whether or not it leaves out the echoes: the users
+/// it skips would have been planned as no change. Checked on the feed after a full cycle,
+/// with source changes, portal edits and deletions mixed in.
+#[test]
+fn echoes_in_the_feed_never_hide_a_change() {
+    let rules = RuleSet::from_toml_str(RULES).unwrap();
+    for seed in 0u8..8 {
+        let source = source_of(24);
+        let target = InMemoryTarget::new();
+        let (mut st, dir) = state(&format!("echo-mix-{seed}"));
+        let opts = CycleOptions::default();
+        block_on(run_cycle(&source, &target, &rules, &mut st, &opts)).unwrap();
+        // Portal edits on some users (managed and unmanaged attributes), source changes on
+        // others, some of them the same users; a deletion.
+        for n in 1..=24u8 {
+            let pick = (n.wrapping_mul(7).wrapping_add(seed)) % 6;
+            match pick {
+                0 => assert!(target.edit(&id_of(&target, n), "userType", vec!["Guest".into()])),
+                1 => assert!(target.edit(&id_of(&target, n), "jobTitle", vec!["x".into()])),
+                2 => assert!(source.modify(&anchor(n), |a| {
+                    a.set(
+                        "userPrincipalName",
+                        vec![format!("u{n}@partners.contoso.com").into()],
+                    );
+                })),
+                3 if n % 2 == 0 => assert!(source.delete(&anchor(n))),
+                _ => {}
+            }
+        }
+        let delta = block_on(prepare_cycle(&source, &target, &rules, &mut st, &opts)).unwrap();
+        assert_eq!(delta.mode, ReadMode::Delta);
+        // The same cycle read in full: the reference for what must be planned.
+        let reference = block_on(prepare_cycle(
+            &source,
+            &target,
+            &rules,
+            &mut st,
+            &CycleOptions {
+                force_full: true,
+                ..opts.clone()
+            },
+        ))
+        .unwrap();
+        let mut got: Vec<String> = delta
+            .plan
+            .actions
+            .iter()
+            .map(|a| format!("{a:?}"))
+            .collect();
+        let mut want: Vec<String> = reference
+            .plan
+            .actions
+            .iter()
+            .map(|a| format!("{a:?}"))
+            .collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "seed {seed}");
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
