@@ -96,21 +96,7 @@ async fn demo(args: &DemoArgs) -> Result<ExitCode, String> {
         Ok(report) => {
             println!();
             crate::sync::print_plan(&report.plan);
-            if args.staging {
-                println!("\nstaging: nothing was written.");
-            } else {
-                let ok = report.attempted - report.failures.len();
-                println!(
-                    "\napplied: {ok} of {} write(s) succeeded.",
-                    report.attempted
-                );
-                for (anchor, e) in &report.failures {
-                    println!("  FAILED {anchor}: {e}");
-                }
-            }
-            if report.plan.is_empty() && report.plan.errors.is_empty() {
-                println!("nothing to do: the tenant already matches the directory (zero writes).");
-            }
+            crate::sync::print_outcome(&report, args.staging);
             if report.failures.is_empty() && report.plan.errors.is_empty() {
                 ExitCode::SUCCESS
             } else {

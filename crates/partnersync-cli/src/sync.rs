@@ -604,6 +604,12 @@ fn print_report(report: &CycleReport, staging: bool) {
         );
     }
     print_plan(&report.plan);
+    print_outcome(report, staging);
+}
+
+/// What the apply of a cycle did, after its plan (`sync`, `run`, `demo`): the writes and
+/// their failures, or one plain line when there was nothing to write.
+pub(crate) fn print_outcome(report: &CycleReport, staging: bool) {
     if staging {
         println!("\nstaging: nothing was written.");
     } else if report.attempted > 0 {
@@ -625,7 +631,7 @@ fn print_report(report: &CycleReport, staging: bool) {
         );
     }
     if report.plan.is_empty() && report.plan.errors.is_empty() {
-        println!("nothing to do: the tenant already matches the directory (zero writes).");
+        println!("\nnothing to write: the tenant already matches the directory.");
     }
 }
 

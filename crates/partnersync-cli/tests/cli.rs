@@ -322,7 +322,14 @@ fn demo_runs_the_whole_job_and_converges() {
 
     let (code, second) = demo();
     assert_eq!(code, Some(0), "{second}");
-    assert!(second.contains("zero writes"), "{second}");
+    assert!(
+        second.contains("nothing to write: the tenant already matches the directory."),
+        "{second}"
+    );
+    assert!(
+        !second.contains("applied:"),
+        "no '0 of 0 writes' line: {second}"
+    );
 
     let text = std::fs::read_to_string(&ldif).unwrap();
     std::fs::write(
