@@ -917,15 +917,32 @@ impl FullPlanSink<'_> {
     }
 }
 
-impl FullPlanSink<'_> {
-    /// Plans `d` and keeps what needs a write, an error or a state update.
-    fn place(&mut self, d: DesiredObject) {
-        let mut row = self.known.get_mut(&d.anchor);
+impl EntrySink for FullPlanSink<'_> {
+    /// Plans `e` and keeps what needs a write, an error or a state update. At a million
+    /// entries the map lookups are much of the cost, so the state's row is looked up once
+    /// and the listed user once.
+    fn entry(&mut self, e: Entry) -> Result<(), SinkError> {
+        self.entries += 1;
+        let mut row = self.known.get_mut(&e.anchor);
+        // Whether the source returned the object before (remembering that it has now).
+        let again = match row.as_deref_mut() {
+            Some(k) => std::mem::replace(&mut k.seen, true),
+            None => match self.planner.user_index(&e.anchor) {
+                Some(i) => std::mem::replace(&mut self.seen_listed[i], true),
+                None => !self.seen_new.insert(e.anchor.clone()),
+            },
+        };
+        if again {
+            // Returned twice: the later entry wins.
+            self.retract(&e.anchor);
+            row = self.known.get_mut(&e.anchor);
+        }
+        let d = evaluate(self.rules, e, row.is_some());
         if !d.in_scope {
             if row.is_some() {
                 self.desired.insert(d.anchor.clone(), d);
             }
-            return;
+            return Ok(());
         }
         let managed = row.as_deref_mut().map(|k| {
             k.in_scope = true;
@@ -935,12 +952,12 @@ impl FullPlanSink<'_> {
         });
         if self.soft_match && soft_match_candidate(&d) && !self.planner.is_listed(&d.anchor) {
             self.deferred.push(d);
-            return;
+            return Ok(());
         }
         match self.planner.add(&d, None, managed) {
             Planned::InSync => {
                 // Queue the state row when it is missing or may be out of date.
-                for &i in self.planner.users_of(&d.anchor) {
+                for &i in self.planner.users_of_added(&d.anchor) {
                     let id = self.listing.id(i);
                     match row.as_deref_mut() {
                         None => self
@@ -961,29 +978,6 @@ impl FullPlanSink<'_> {
             }
             Planned::OutOfScope => {}
         }
-    }
-}
-
-impl EntrySink for FullPlanSink<'_> {
-    /// Notes that the source returned `e` and plans it.
-    fn entry(&mut self, e: Entry) -> Result<(), SinkError> {
-        self.entries += 1;
-        let row = self.known.get_mut(&e.anchor);
-        let known = row.is_some();
-        // Whether the source returned the object before (remembering that it has now).
-        let again = match row {
-            Some(k) => std::mem::replace(&mut k.seen, true),
-            None => match self.planner.user_index(&e.anchor) {
-                Some(i) => std::mem::replace(&mut self.seen_listed[i], true),
-                None => !self.seen_new.insert(e.anchor.clone()),
-            },
-        };
-        if again {
-            // Returned twice: the later entry wins.
-            self.retract(&e.anchor);
-        }
-        let d = evaluate(self.rules, e, known);
-        self.place(d);
         Ok(())
     }
 
@@ -1129,6 +1123,12 @@ async fn full(
         read_back(a, &mut known)?;
     }
     desired.retain(|a, _| involved.contains(a));
+    // Freeing the listing and the rows (two million small allocations at a million users)
+    // takes a noticeable part of a second; on another thread, the plan is ready sooner.
+    let garbage = (known, listing);
+    let _ = std::thread::Builder::new()
+        .name("partnersync-free".into())
+        .spawn(move || drop(garbage));
     Ok(PreparedCycle {
         plan,
         mode: ReadMode::Full(reason),

@@ -369,6 +369,8 @@ pub(crate) struct Planner<'a, U: Users + ?Sized = [TargetUser]> {
     shared: HashMap<&'a Anchor, Vec<usize>, foldhash::fast::RandomState>,
     /// Per listed user: whether its source object is wanted.
     wanted: Vec<bool>,
+    /// The (last) listed user bound to the object [`add`](Self::add) planned last.
+    added: Option<usize>,
     creates: Vec<(Anchor, Action)>,
     updates: Vec<(Anchor, Action)>,
     errors: Vec<(Anchor, PlannedError)>,
@@ -392,6 +394,7 @@ impl<'a, U: Users + ?Sized> Planner<'a, U> {
             by_anchor,
             shared,
             wanted: vec![false; target.count()],
+            added: None,
             creates: Vec::new(),
             updates: Vec::new(),
             errors: Vec::new(),
@@ -414,6 +417,16 @@ impl<'a, U: Users + ?Sized> Planner<'a, U> {
         match self.shared.get(anchor) {
             Some(all) => all,
             None => std::slice::from_ref(last),
+        }
+    }
+
+    /// [`users_of`](Self::users_of) the object [`add`](Self::add) planned last (`anchor`),
+    /// without looking it up again.
+    pub(crate) fn users_of_added(&self, anchor: &Anchor) -> &[usize] {
+        match &self.added {
+            Some(last) if self.shared.is_empty() => std::slice::from_ref(last),
+            Some(_) => self.users_of(anchor),
+            None => &[],
         }
     }
 
@@ -452,12 +465,14 @@ impl<'a, U: Users + ?Sized> Planner<'a, U> {
         soft: Option<&[(String, TargetUser)]>,
         managed: Option<Managed>,
     ) -> Planned {
+        self.added = None;
         if !d.in_scope {
             return Planned::OutOfScope;
         }
         let options = self.options;
         let target = self.target;
         let user = self.by_anchor.get(&d.anchor).copied();
+        self.added = user;
         if let Some(last) = user {
             self.set_wanted_at(&d.anchor, last, true);
         }
