@@ -195,16 +195,26 @@ impl Users for Listing {
         self.flags[i] & DELETED != 0
     }
     fn diff(&self, i: usize, d: &DesiredObject, skip_apply_once: bool) -> Vec<AttributeChange> {
+        // Both sides are in name order (the record was written from a `BTreeMap`), so one
+        // merging pass finds each attribute without lookups.
+        let mut record = self.record(i).peekable();
         let mut changes = Vec::new();
         for (name, new) in &d.attributes {
+            let mut old = None;
+            while let Some((id, values)) = record.peek() {
+                match self.names[*id as usize].as_str().cmp(name.as_str()) {
+                    std::cmp::Ordering::Less => {}
+                    std::cmp::Ordering::Equal => old = Some(values.clone()),
+                    std::cmp::Ordering::Greater => break,
+                }
+                record.next();
+                if old.is_some() {
+                    break;
+                }
+            }
             if skip_apply_once && d.apply_once.contains(name) {
                 continue;
             }
-            let old = self
-                .name_ids
-                .get(name.as_str())
-                .and_then(|&n| self.record(i).find(|(m, _)| *m == n))
-                .map(|(_, values)| values);
             let same = match old.clone() {
                 None => new.is_empty(),
                 Some(old) => old.len() == new.len() && old.zip(new).all(|(o, n)| o == n),
