@@ -224,6 +224,14 @@ pub(crate) struct Connected {
 
 impl Connected {
     /// Stops the emulator, if any, saving its directory.
+    /// [`close`](Self::close), reporting a failure on stderr: the command's work is done
+    /// by then, so it does not change the outcome.
+    async fn close_or_report(self) {
+        if let Err(e) = self.close().await {
+            eprintln!("error: {e}");
+        }
+    }
+
     pub(crate) async fn close(self) -> Result<(), String> {
         if let Some(e) = self.emulator {
             e.shutdown()
@@ -635,6 +643,22 @@ pub(crate) fn print_outcome(report: &CycleReport, staging: bool) {
     }
 }
 
+/// Prints what an applying command (`sync`, `apply`) did, as JSON or text, and gives its
+/// exit code.
+fn applied(result: Result<CycleReport, CycleError>, json: bool, staging: bool) -> u8 {
+    match result {
+        Ok(report) => {
+            if json {
+                println!("{}", report_json(&report, staging));
+            } else {
+                print_report(&report, staging);
+            }
+            outcome_code(&report)
+        }
+        Err(e) => cycle_error(e, json),
+    }
+}
+
 fn outcome_code(report: &CycleReport) -> u8 {
     if report.interrupted {
         exit::INTERRUPTED
@@ -692,20 +716,8 @@ async fn sync(common: &Common, run: &RunOptions) -> u8 {
         &hooks,
     )
     .await;
-    if let Err(e) = s.connected.close().await {
-        eprintln!("error: {e}");
-    }
-    match result {
-        Ok(report) => {
-            if common.json {
-                println!("{}", report_json(&report, options.staging));
-            } else {
-                print_report(&report, options.staging);
-            }
-            outcome_code(&report)
-        }
-        Err(e) => cycle_error(e, common.json),
-    }
+    s.connected.close_or_report().await;
+    applied(result, common.json, options.staging)
 }
 
 async fn plan(common: &Common, out: Option<&Path>, detailed: bool, full: bool) -> u8 {
@@ -724,9 +736,7 @@ async fn plan(common: &Common, out: Option<&Path>, detailed: bool, full: bool) -
         &options,
     )
     .await;
-    if let Err(e) = s.connected.close().await {
-        eprintln!("error: {e}");
-    }
+    s.connected.close_or_report().await;
     let prepared = match prepared {
         Ok(p) => p,
         Err(e) => return fail(cycle_error(e, common.json)),
@@ -815,20 +825,8 @@ async fn apply(common: &Common, plan_file: &Path, allow_deletes: Option<usize>) 
         &hooks,
     )
     .await;
-    if let Err(e) = s.connected.close().await {
-        eprintln!("error: {e}");
-    }
-    match result {
-        Ok(report) => {
-            if common.json {
-                println!("{}", report_json(&report, false));
-            } else {
-                print_report(&report, false);
-            }
-            outcome_code(&report)
-        }
-        Err(e) => cycle_error(e, common.json),
-    }
+    s.connected.close_or_report().await;
+    applied(result, common.json, false)
 }
 
 /// What `run --listen` serves.
@@ -1063,9 +1061,7 @@ async fn one_scheduled_cycle(
     let _ = s
         .state
         .set_setting("next_run_at", Some(next_run.to_string().as_bytes()));
-    if let Err(e) = s.connected.close().await {
-        eprintln!("error: {e}");
-    }
+    s.connected.close_or_report().await;
     let (outcome, error, writes, failures) = match result {
         Ok(r) => {
             if !common.json {
@@ -1110,9 +1106,7 @@ async fn preview(common: &Common, key: &str) -> u8 {
         Err(code) => return code,
     };
     let code = preview_in(&mut s, common, key).await;
-    if let Err(e) = s.connected.close().await {
-        eprintln!("error: {e}");
-    }
+    s.connected.close_or_report().await;
     code
 }
 

@@ -122,13 +122,12 @@ pub(crate) fn outcome(r: Res<'_>) -> Result<Outcome<'_>, EvalError> {
     }
 }
 
-/// Decides whether a `SelectUniqueValue` candidate is still free in the target. Shared, so
-/// that a [`RuleSet`](crate::RuleSet) can be cloned (e.g. to evaluate on another thread).
-pub type UniquenessCheck = std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>;
+/// Decides whether a `SelectUniqueValue` candidate is still free in the target.
+pub type UniquenessCheck = Box<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// Values known to the evaluation besides the entry: Connect's `%Parameters%`, the
 /// declared attribute types, and an optional uniqueness check for `SelectUniqueValue`.
-#[derive(Default, Clone)]
+#[derive(Default)]
 pub struct Context {
     /// `%Name%` parameters (e.g. `Domain.FQDN`).
     pub parameters: HashMap<String, String>,

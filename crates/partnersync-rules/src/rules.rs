@@ -12,9 +12,8 @@ use crate::value::{Outcome, OwnedValue, Value};
 use crate::Dialect;
 
 /// A compiled rule set: rules sorted by precedence, every expression parsed and checked,
-/// ready to evaluate entries from any number of threads. Cloning copies the compiled
-/// rules (the uniqueness check, if any, is shared).
-#[derive(Debug, Clone)]
+/// ready to evaluate entries from any number of threads.
+#[derive(Debug)]
 pub struct RuleSet {
     rules: Vec<Rule>,
     /// Target attributes in first-seen order, with the flows for each in precedence order
